@@ -1,0 +1,34 @@
+"""``drivestack collect``: record expert driving episodes into a dataset (resumes an interrupted one)."""
+
+from __future__ import annotations
+
+import sys
+
+from sim.dataset_io import DatasetError
+from sim.recorder import CollectConfig, CollectResult, collect
+
+CONFIG_CLASS = CollectConfig
+DEFAULT_CONFIG = "collect.yaml"
+
+
+def summary(config: CollectConfig, result: CollectResult) -> str:
+    total = len(config.town_seeds) * config.routes_per_town
+    text = f"{len(result.completed)}/{total} episodes complete in {config.out}"
+    if result.failed:
+        text += f"; failed this run: {', '.join(sorted(result.failed))}"
+    if result.interrupted:
+        text += "; interrupted: run the same command again to resume"
+    return text
+
+
+def run(config: CollectConfig) -> int:
+    """Collect. Exit code: 0 done, 1 an episode failed, 2 the dataset cannot be resumed, 130 interrupted."""
+    try:
+        result = collect(config)
+    except DatasetError as e:
+        print(f"collect: {e}", file=sys.stderr)
+        return 2
+    print(summary(config, result))
+    if result.interrupted:
+        return 130
+    return 1 if result.failed else 0
