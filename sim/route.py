@@ -139,8 +139,9 @@ def _lane_change_points(town: Town, lanes: list[Lane], s: float) -> tuple[np.nda
     start = max(s, end - width)
     ss = np.arange(s, first.line.length, 1.0)
     a = first.line.sample(s, first.line.length, 1.0)
-    b = last.line.sample(s, first.line.length, 1.0)[: len(a)]
-    t = np.clip((ss[: len(a)] - start) / max(end - start, 1e-6), 0.0, 1.0)
+    ratio = last.line.length / first.line.length  # parallel lanes differ in length on curves
+    b = np.stack([np.interp(ss * ratio, last.line.cum, last.line.points[:, k]) for k in (0, 1)], axis=1)
+    t = np.clip((ss - start) / max(end - start, 1e-6), 0.0, 1.0)
     w = (t * t * (3 - 2 * t))[:, None]
     pts = (1 - w) * a + w * b
     option = RoadOption.CHANGELANELEFT if last.index < first.index else RoadOption.CHANGELANERIGHT

@@ -206,21 +206,22 @@ class Town:
         for jn in self.junctions:
             for r_in in jn.roads:
                 incoming = self._road_lanes(r_in, jn.id)
-                exits = [r for r in jn.roads if r != r_in]
-                for r_out in exits:
-                    outgoing = [l for l in self.lanes if l.road == r_out and l.end_junction != jn.id]
-                    outgoing.sort(key=lambda l: l.index)
-                    h_in = incoming[0].line.headings[-1]
-                    h_out = outgoing[0].line.headings[0]
-                    delta = float(wrap_angle(h_out - h_in))
+                exits = []
+                for r_out in (r for r in jn.roads if r != r_in):
+                    outgoing = sorted((l for l in self.lanes if l.road == r_out and l.end_junction != jn.id), key=lambda l: l.index)
+                    delta = float(wrap_angle(outgoing[0].line.headings[0] - incoming[0].line.headings[-1]))
                     if len(jn.roads) == 2:
                         option = RoadOption.LANEFOLLOW
                     elif abs(delta) < math.radians(35):
                         option = RoadOption.STRAIGHT
                     else:
                         option = RoadOption.RIGHT if delta > 0 else RoadOption.LEFT
+                    exits.append((abs(delta), outgoing, option))
                     for src, dst in self._lane_pairs(incoming, outgoing, option):
                         self._connect(jn, src, dst, option)
+                _, outgoing, option = min(exits, key=lambda e: e[0])
+                for lane in (l for l in incoming if not l.successors):  # e.g. two left exits: go the straightest way
+                    self._connect(jn, lane, outgoing[min(lane.index, len(outgoing) - 1)], option)
 
     @staticmethod
     def _lane_pairs(incoming: list[Lane], outgoing: list[Lane], option: RoadOption) -> list[tuple[Lane, Lane]]:

@@ -1,0 +1,65 @@
+"""Configs: every shipped YAML loads, and bad keys or types give errors naming the key and the file."""
+
+from pathlib import Path
+
+import pytest
+
+from sim.config import ConfigError, config_from_dict, load_config, to_dict
+from sim.settings import SimConfig
+from tools.cli import CONFIG_DIR, VERBS, main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_sim_yaml_lists_exactly_the_defaults():
+    assert load_config(SimConfig, CONFIG_DIR / "sim.yaml") == SimConfig()
+
+
+@pytest.mark.parametrize("verb", sorted(VERBS))
+def test_every_verb_default_config_loads(verb):
+    import importlib
+
+    module = importlib.import_module(VERBS[verb])
+    path = CONFIG_DIR / module.DEFAULT_CONFIG if module.DEFAULT_CONFIG else None
+    load_config(module.CONFIG_CLASS, path)
+
+
+def test_unknown_key_names_key_file_and_suggestion(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("traffic:\n  vehicels: 3\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(SimConfig, path)
+    msg = str(e.value)
+    assert str(path) in msg and "traffic.vehicels" in msg and "traffic.vehicles" in msg
+
+
+def test_wrong_type_names_key_and_value(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("dt: fast\n")
+    with pytest.raises(ConfigError, match=r"'dt' must be a number, got 'fast'"):
+        load_config(SimConfig, path)
+    with pytest.raises(ConfigError, match=r"cameras\[0\].width' must be an integer"):
+        load_config(SimConfig, None, ["cameras=[{width: 3.5}]"])
+
+
+def test_value_checks_in_post_init_are_config_errors():
+    with pytest.raises(ConfigError, match="dt must be in"):
+        load_config(SimConfig, None, ["dt=0"])
+    with pytest.raises(ConfigError, match="camera names must be unique"):
+        load_config(SimConfig, None, ["cameras=[{name: a}, {name: a}]"])
+
+
+def test_overrides_and_round_trip():
+    config = load_config(SimConfig, CONFIG_DIR / "sim.yaml", ["traffic.vehicles=3", "town.grid=3", "backend=carla"])
+    assert (config.traffic.vehicles, config.town.grid, config.backend) == (3, 3, "carla")
+    assert config_from_dict(SimConfig, to_dict(config)) == config
+    with pytest.raises(ConfigError, match="must be one of"):
+        load_config(SimConfig, None, ["backend=unreal"])
+
+
+def test_cli_reports_bad_keys_without_a_traceback(capsys):
+    assert main(["bench-sim", "steps=ten"]) == 2
+    assert "'steps' must be an integer" in capsys.readouterr().err
+    assert main(["nonsense"]) == 2
+    assert main(["bench-sim", "--help"]) == 0
+    assert "one_core" in capsys.readouterr().out

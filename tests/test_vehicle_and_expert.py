@@ -1,0 +1,78 @@
+"""Ego dynamics, the waypoint controller, and the expert driving whole routes."""
+
+import math
+
+import numpy as np
+import pytest
+
+from planning.controllers import ControllerConfig, WaypointController
+from sim.interface import RouteSpec, VehicleControl
+from sim.vehicle import BicycleState, VehicleParams, step_bicycle
+
+P = VehicleParams()
+
+
+def run(control, steps, state=None):
+    state = state or BicycleState(0.0, 0.0, 0.0)
+    for _ in range(steps):
+        state = step_bicycle(state, control, 0.05, P)
+    return state
+
+
+def test_throttle_accelerates_brake_stops_never_reverses():
+    fast = run(VehicleControl(throttle=1.0), 100)
+    assert 8.0 < fast.speed < P.max_speed
+    stopped = run(VehicleControl(brake=1.0), 60, fast)
+    assert stopped.speed == 0.0
+    assert run(VehicleControl(throttle=0.5, reverse=True), 40).speed < 0
+
+
+def test_positive_steer_turns_right_in_carla_frame():
+    s = run(VehicleControl(throttle=0.5, steer=0.5), 40)
+    assert s.yaw > 0 and s.y > 0
+
+
+def test_steering_response_falls_with_speed():
+    slow = run(VehicleControl(steer=1.0), 40, BicycleState(0, 0, 0, speed=3.0))
+    fast = run(VehicleControl(steer=1.0), 40, BicycleState(0, 0, 0, speed=15.0))
+    assert fast.wheel_angle < slow.wheel_angle
+
+
+@pytest.mark.parametrize("curvature", [0.0, 1 / 25.0])
+def test_controller_tracks_straight_and_curve(curvature):
+    ctrl = WaypointController(ControllerConfig(), 0.05)
+    s = np.arange(0, 400, 1.0)
+    if curvature:
+        path = np.stack([np.sin(s * curvature) / curvature, (1 - np.cos(s * curvature)) / curvature], 1)
+    else:
+        path = np.stack([s, np.zeros_like(s)], 1)
+    state = BicycleState(0.0, 0.5, 0.0)
+    errors = []
+    for k in range(400):
+        c, sn = math.cos(state.yaw), math.sin(state.yaw)
+        d = path - (state.x, state.y)
+        local = np.stack([d[:, 0] * c + d[:, 1] * sn, -d[:, 0] * sn + d[:, 1] * c], 1)
+        ahead = local[np.argmin(np.hypot(*d.T)):][:50]
+        state = step_bicycle(state, ctrl.control(ahead, 6.0, state.speed), 0.05, P)
+        if k > 100:
+            errors.append(np.hypot(*(path - (state.x, state.y)).T).min())
+    assert max(errors) < 0.5
+    assert abs(state.speed - 6.0) < 0.5
+
+
+def test_expert_completes_routes_without_infractions(sim_config):
+    from planning.metrics import RouteScorer, route_timeout
+    from sim.embedded import EmbeddedSimulator
+    from sim.expert import ExpertDriver
+
+    with EmbeddedSimulator(sim_config) as sim:
+        for seed in range(3):
+            obs = sim.reset(seed, RouteSpec(town=10 + seed, length=150))
+            expert = ExpertDriver(sim_config)
+            scorer = RouteScorer(f"r{seed}", timeout_s=route_timeout(obs.route_length))
+            while not scorer.done:
+                obs = sim.step(expert.run_step(obs), render=False)
+                scorer.update(obs)
+            result = scorer.result()
+            assert result.outcome == "completed" and result.completion == 100.0
+            assert result.infractions == {}, result.infractions
