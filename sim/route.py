@@ -127,7 +127,7 @@ def assemble(town: Town, path: list[int], s0: float, length: float) -> Route:
     cmds = np.concatenate(commands).astype(np.int64)
     n = int(min(length, len(points) - 1)) + 1
     points, cmds = points[:n], cmds[:n]
-    _announce_junctions(cmds)
+    announce_junctions(cmds)
     return Route(points, cmds, [st for st in stops if st[0] < n])
 
 
@@ -149,12 +149,13 @@ def _lane_change_points(town: Town, lanes: list[Lane], s: float) -> tuple[np.nda
     return pts, cmd
 
 
-def _announce_junctions(cmds: np.ndarray) -> None:
-    """Give each junction's LEFT/RIGHT/STRAIGHT to the ANNOUNCE_M lane-follow points before it."""
+def announce_junctions(cmds: np.ndarray, step: float = 1.0) -> None:
+    """Give each junction's LEFT/RIGHT/STRAIGHT to the lane-follow points up to ANNOUNCE_M before it
+    (``cmds`` are route points ``step`` metres apart); both backends label routes this way."""
     turns = (RoadOption.LEFT, RoadOption.RIGHT, RoadOption.STRAIGHT)
     for k in range(1, len(cmds)):
         if cmds[k] in turns and cmds[k - 1] not in turns:
             j = k - 1
-            while j >= 0 and k - j <= ANNOUNCE_M and cmds[j] == RoadOption.LANEFOLLOW:
+            while j >= 0 and (k - j) * step <= ANNOUNCE_M and cmds[j] == RoadOption.LANEFOLLOW:
                 cmds[j] = cmds[k]
                 j -= 1
