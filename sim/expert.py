@@ -36,10 +36,12 @@ class ExpertDriver:
         self.config = config or ExpertConfig()
         self.controller = WaypointController(self.config.controller, sim_config.dt)
         self.target_speed = 0.0
+        self._go_on_yellow: dict[int, bool] = {}  # decided once per light, when it is first seen yellow
 
     def reset(self) -> None:
         self.controller.reset()
         self.target_speed = 0.0
+        self._go_on_yellow.clear()
 
     def run_step(self, obs: Observation) -> VehicleControl:
         speed = obs.ego.speed
@@ -64,11 +66,16 @@ class ExpertDriver:
 
     def _light_speed(self, obs: Observation, speed: float) -> float:
         light = obs.traffic_light
+        if light.state != TrafficLightState.YELLOW:
+            self._go_on_yellow.pop(light.actor_id, None)
         if light.state not in (TrafficLightState.RED, TrafficLightState.YELLOW):
             return math.inf
         distance = light.distance - obs.ego.extent[0] - self.config.stop_margin
-        if light.state == TrafficLightState.YELLOW and distance < speed**2 / (2 * 4.0):
-            return math.inf  # too close to stop for a yellow light: go on
+        if light.state == TrafficLightState.YELLOW:
+            # Decide once (no flip-flopping in the dilemma zone): go only if a firm stop no longer fits.
+            go = self._go_on_yellow.setdefault(light.actor_id, distance < speed**2 / (2 * 4.0))
+            if go:
+                return math.inf
         if distance < -obs.ego.extent[0]:
             return math.inf
         return self._stop_speed(distance)

@@ -12,7 +12,7 @@ DEFAULT_CONFIG = "collect.yaml"
 
 
 def summary(config: CollectConfig, result: CollectResult) -> str:
-    total = len(config.town_seeds) * config.routes_per_town
+    total = len(result.completed) + len(result.incomplete)
     text = f"{len(result.completed)}/{total} episodes complete in {config.out}"
     if result.failed:
         text += f"; failed this run: {', '.join(sorted(result.failed))}"
@@ -22,7 +22,7 @@ def summary(config: CollectConfig, result: CollectResult) -> str:
 
 
 def run(config: CollectConfig) -> int:
-    """Collect. Exit code: 0 done, 1 an episode failed, 2 the dataset cannot be resumed, 130 interrupted."""
+    """Collect. Exit code: 0 done, 1 episodes left incomplete, 2 the dataset cannot be resumed, 130 interrupted."""
     try:
         result = collect(config)
     except DatasetError as e:
@@ -31,4 +31,4 @@ def run(config: CollectConfig) -> int:
     print(summary(config, result))
     if result.interrupted:
         return 130
-    return 1 if result.failed else 0
+    return 1 if result.incomplete else 0

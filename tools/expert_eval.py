@@ -10,6 +10,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from planning.metrics import RouteResult, RouteScorer, route_timeout, summarize
+from sim.dataset_io import write_json_atomic
 from sim.interface import RouteSpec
 from sim.settings import SimConfig
 
@@ -84,10 +85,7 @@ def run(config: ExpertEvalConfig) -> int:
 
 
 def _save(out: Path, result: dict) -> None:
-    path = out / "routes" / f"{result['name']}.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.replace(path)
+    write_json_atomic(out / "routes" / f"{result['name']}.json", result)
 
 
 def format_table(results: list[RouteResult], summary) -> str:
