@@ -20,6 +20,7 @@ VERBS = {
     "collect": "tools.collect",
     "validate": "tools.validate",
     "expert": "tools.expert_eval",
+    "drive": "tools.drive",
     "bench-sim": "tools.bench_sim",
     "show": "tools.show",
 }

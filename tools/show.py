@@ -30,6 +30,7 @@ DEFAULT_CONFIG = "show.yaml"
 
 
 def run(config: ShowConfig) -> int:
+    from planning.evaluation import top_down_map
     from sim.embedded import EmbeddedSimulator
     from sim.expert import ExpertDriver
     from sim.visualize import VideoWriter, render_frame
@@ -52,20 +53,8 @@ def run(config: ShowConfig) -> int:
                     sheet.append(frame)
             if obs.done:
                 break
-        _town_map(sim, np.array(trail), out / "map.png")
+        top_down_map(sim, np.array(trail), out / "map.png")
     if sheet:
         cv2.imwrite(str(out / "frames.png"), np.vstack(sheet)[:, :, ::-1])
     print(f"wrote {out / 'drive.mp4'}, {out / 'frames.png'}, {out / 'map.png'}")
     return 0
-
-
-def _town_map(sim, trail: np.ndarray, path: Path, size: int = 900) -> None:
-    """Top-down town map with the route (cyan) and the path driven (magenta)."""
-    scene = sim._scene
-    image = scene.rgb
-    k = size / max(image.shape[:2])
-    small = cv2.resize(image, None, fx=k, fy=k, interpolation=cv2.INTER_AREA).copy()
-    to_px = lambda p: ((p - scene.origin) / scene.res * k).astype(np.int32)  # noqa: E731
-    cv2.polylines(small, [to_px(sim.route.points)], False, (0, 255, 255), 3, cv2.LINE_AA)
-    cv2.polylines(small, [to_px(trail)], False, (255, 0, 255), 2, cv2.LINE_AA)
-    cv2.imwrite(str(path), small[:, :, ::-1])
