@@ -33,7 +33,7 @@ MODALITIES = ("rgb", "semantic", "depth", "instance")  # image folders of an epi
 DEPTH_SCALE = 100.0  # stored depth units per metre (centimetres)
 DEPTH_MAX_M = 65535 / DEPTH_SCALE  # 655.35 m: farther (the sky at 1000 m) is clipped to this
 MEASUREMENT_KEYS = (
-    "frame", "time", "speed", "acceleration", "pose", "control", "expert_control", "command", "route",
+    "frame", "time", "speed", "acceleration", "pose", "control", "expert_control", "expert_target_speed", "command", "route",
     "route_progress", "route_length", "speed_limit", "traffic_light", "events", "boxes",
 )  # fmt: skip
 

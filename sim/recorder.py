@@ -208,7 +208,9 @@ def _box(box: Box2D) -> dict:
     }
 
 
-def measurement_record(frame: int, obs: Observation, applied: VehicleControl, label: VehicleControl) -> dict:
+def measurement_record(
+    frame: int, obs: Observation, applied: VehicleControl, label: VehicleControl, target_speed: float | None = None
+) -> dict:
     """The measurements.jsonl record of one frame (keys: ``sim.dataset_io.MEASUREMENT_KEYS``)."""
     pose, light, events = obs.ego.pose, obs.traffic_light, obs.events
     return {
@@ -219,6 +221,7 @@ def measurement_record(frame: int, obs: Observation, applied: VehicleControl, la
         "pose": {k: _r(getattr(pose, k)) for k in ("x", "y", "z", "roll", "pitch", "yaw")},
         "control": _control(applied),
         "expert_control": _control(label),
+        "expert_target_speed": None if target_speed is None else _r(target_speed),
         "command": int(obs.command),
         "route": (np.round(np.asarray(obs.route, dtype=np.float64)[:ROUTE_POINTS], 2) + 0.0).tolist(),
         "route_progress": _r(obs.route_progress),
@@ -386,7 +389,7 @@ def record_episode(
             label = expert.run_step(obs)
             applied = noise.apply(label)
             if frame % config.save_every == 0:
-                record = measurement_record(frame, obs, applied, label)
+                record = measurement_record(frame, obs, applied, label, getattr(expert, "target_speed", None))
                 if frame <= last_kept:
                     _check_replay(record, kept.get(frame), episode_dir)
                 else:
