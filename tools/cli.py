@@ -19,6 +19,12 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 VERBS = {
     "collect": "tools.collect",
     "validate": "tools.validate",
+    "look": "tools.look",
+    "bench-loader": "tools.bench_loader",
+    "train": "tools.train",
+    "val": "tools.val",
+    "model-info": "tools.model_info",
+    "train-policy": "tools.train_policy",
     "expert": "tools.expert_eval",
     "drive": "tools.drive",
     "bench-sim": "tools.bench_sim",

@@ -11,7 +11,9 @@ from sim.settings import SimConfig
 
 @dataclass
 class DriveConfig:
-    agent: Literal["expert"] = "expert"  # (str) which agent drives
+    agent: Literal["expert", "policy"] = "expert"  # (str) which agent drives: the privileged expert or the learned policy
+    model: str = "models/driving.pt"  # (str) driving-model checkpoint of the policy agent
+    camera: str = "front"  # (str) camera the policy agent reads
     suite: str = "configs/routes/heldout.yaml"  # (str) route suite file
     routes: list[str] = field(default_factory=list)  # (list[str]) only these route names; empty: all
     out: str = "runs/drive"  # (str) results folder; a re-run resumes, skipping finished routes
@@ -24,9 +26,15 @@ DEFAULT_CONFIG = "drive.yaml"
 
 
 def make_agent_factory(config: DriveConfig):
+    """A function returning the agent for each route (the policy's model is loaded once)."""
     from planning.agent import ExpertAgent
 
-    return {"expert": ExpertAgent}[config.agent]
+    if config.agent == "expert":
+        return ExpertAgent
+    from planning.policy_agent import PolicyAgent
+
+    agent = PolicyAgent(config.model, config.camera)
+    return lambda: agent
 
 
 def run(config: DriveConfig) -> int:

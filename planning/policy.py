@@ -1,0 +1,110 @@
+"""The driving policy: perception outputs + speed + command -> path waypoints, target speed, brake.
+
+Input is what the perception network produces for the current frame, at 1/4 resolution: segmentation
+class probabilities (softmax of ``seg``, average-pooled) and detection centre heatmaps (sigmoid of
+``heatmap``, one channel per detection class, so traffic-light state is an input). The same tensors can be
+built from ground truth (one-hot classes, Gaussian centre heatmaps), which is how training starts
+(privileged, as in Learning by Cheating) before it finishes on the perception network's own predictions.
+
+A small CNN keeps the spatial layout (flattened, not pooled), joins the ego speed, and one head branch per
+high-level command (CIL-style) predicts ``num_points`` path points in the ego frame at fixed arc lengths
+along the way to drive, a target speed, and a brake logit; the branch of the given command is selected
+inside the network (so it exports to ONNX as one graph).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sim.conventions import RoadOption
+
+COMMANDS = (RoadOption.LEFT, RoadOption.RIGHT, RoadOption.STRAIGHT, RoadOption.LANEFOLLOW,
+            RoadOption.CHANGELANELEFT, RoadOption.CHANGELANERIGHT)  # fmt: skip
+
+
+@dataclass
+class PolicyConfig:
+    """Architecture and loss weights of the driving policy."""
+
+    num_seg_classes: int = 10  # (int) segmentation channels of the input
+    num_det_classes: int = 5  # (int) detection heatmap channels of the input
+    input_size: tuple[int, int] = (40, 80)  # (int, int) input height, width (perception output / 4)
+    channels: list[int] = field(default_factory=lambda: [32, 64, 96, 128])  # (list[int]) conv stages, stride 2 each
+    hidden: int = 256  # (int) width of the fused feature
+    num_points: int = 5  # (int) path points
+    point_spacing: float = 2.0  # (float) metres between path points along the path (first at one spacing)
+    speed_scale: float = 10.0  # (float) m/s that maps to 1.0 for speed inputs and targets
+    path_weight: float = 1.0  # (float) weight of the L1 path loss (metres)
+    speed_weight: float = 1.0  # (float) weight of the L1 target-speed loss (scaled)
+    brake_weight: float = 0.5  # (float) weight of the brake BCE
+    brake_below: float = 0.3  # (float) target speeds below this (m/s) are brake labels
+
+
+def command_index(command: torch.Tensor) -> torch.Tensor:
+    """RoadOption values -> branch index 0..5 (VOID counts as LANEFOLLOW)."""
+    command = torch.where(command < 1, torch.full_like(command, int(RoadOption.LANEFOLLOW)), command)
+    return (command - 1).clamp(0, len(COMMANDS) - 1).long()
+
+
+class DrivingPolicy(nn.Module):
+    def __init__(self, config: PolicyConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        layers, cin = [], c.num_seg_classes + c.num_det_classes
+        h, w = c.input_size
+        for cout in c.channels:
+            layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+            cin, h, w = cout, (h + 1) // 2, (w + 1) // 2
+        self.encoder = nn.Sequential(*layers)
+        self.visual = nn.Sequential(nn.Flatten(), nn.Linear(cin * h * w, c.hidden), nn.ReLU(inplace=True))
+        self.speed = nn.Sequential(nn.Linear(1, 32), nn.ReLU(inplace=True))
+        self.fuse = nn.Sequential(nn.Linear(c.hidden + 32, c.hidden), nn.ReLU(inplace=True))
+        self.outputs_per_branch = 2 * c.num_points + 2
+        self.branches = nn.Linear(c.hidden, len(COMMANDS) * self.outputs_per_branch)
+
+    def forward(self, seg_probs: torch.Tensor, det_probs: torch.Tensor, speed: torch.Tensor, command: torch.Tensor) -> dict[str, torch.Tensor]:
+        """seg_probs (B,C,h,w), det_probs (B,D,h,w) in 0..1, speed (B,) m/s, command (B,) RoadOption values."""
+        c = self.config
+        x = self.encoder(torch.cat([seg_probs, det_probs], dim=1))
+        feature = self.fuse(torch.cat([self.visual(x), self.speed(speed.float().view(-1, 1) / c.speed_scale)], dim=1))
+        out = self.branches(feature).view(-1, len(COMMANDS), self.outputs_per_branch)
+        index = command_index(command).view(-1, 1, 1).expand(-1, 1, self.outputs_per_branch)
+        chosen = out.gather(1, index).squeeze(1)
+        path = chosen[:, : 2 * c.num_points].view(-1, c.num_points, 2)
+        return {
+            "path": path * c.point_spacing,  # (B,K,2) metres, ego frame (x forward, y right)
+            "target_speed": F.softplus(chosen[:, -2]) * c.speed_scale,  # (B,) m/s
+            "brake": chosen[:, -1],  # (B,) logit
+        }
+
+    def compute_loss(self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """targets: ``path`` (B,K,2), ``path_valid`` (B,K) bool, ``target_speed`` (B,) m/s."""
+        c = self.config
+        valid = targets["path_valid"].float().unsqueeze(-1)
+        path = (torch.abs(outputs["path"] - targets["path"]) * valid).sum() / valid.sum().clamp(min=1.0) / 2
+        speed = F.l1_loss(outputs["target_speed"] / c.speed_scale, targets["target_speed"] / c.speed_scale)
+        brake = F.binary_cross_entropy_with_logits(outputs["brake"], (targets["target_speed"] < c.brake_below).float())
+        return {"path": c.path_weight * path, "speed": c.speed_weight * speed, "brake": c.brake_weight * brake}
+
+
+def build_policy(config: PolicyConfig) -> DrivingPolicy:
+    return DrivingPolicy(config)
+
+
+def perception_to_policy_inputs(seg_logits: torch.Tensor, heatmap_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Perception outputs (full-resolution seg logits, 1/4 heatmap logits) -> policy inputs at 1/4 resolution."""
+    size = heatmap_logits.shape[-2:]
+    seg = F.adaptive_avg_pool2d(torch.softmax(seg_logits, dim=1), size)
+    return seg, torch.sigmoid(heatmap_logits)
+
+
+def ground_truth_to_policy_inputs(mask: torch.Tensor, heatmap: torch.Tensor, num_seg_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Privileged inputs: class mask (B,H,W; ignore -> no class) one-hot and pooled, GT centre heatmaps (B,D,h,w)."""
+    onehot = F.one_hot(mask.long().clamp(max=num_seg_classes), num_seg_classes + 1)[..., :num_seg_classes]
+    seg = F.adaptive_avg_pool2d(onehot.permute(0, 3, 1, 2).float(), heatmap.shape[-2:])
+    return seg, heatmap

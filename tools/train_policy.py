@@ -1,0 +1,144 @@
+"""Train the driving policy by imitation (privileged ground truth or perception predictions as input)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from perception.augment import Augment, AugmentConfig
+from perception.classes import ClassMap
+from perception.dataset import DataConfig, DrivingDataset, collate
+from perception.losses import detection_targets
+from perception.models.multitask import DET_STRIDE
+from perception.training.checkpoint import load_checkpoint, model_spec, to_plain
+from perception.training.trainer import NonFiniteLossError, TrainConfig, Trainer
+from planning.driving_model import DrivingModelConfig, build_policy_training
+from planning.labels import path_points
+from planning.policy import PolicyConfig, ground_truth_to_policy_inputs
+from sim.config import config_from_dict
+
+BUILDER = "planning.driving_model:build_policy_training"
+
+
+@dataclass
+class PolicyTrainConfig:
+    """``drivestack train-policy``."""
+
+    inputs: Literal["ground_truth", "perception"] = "perception"  # (str) what the policy sees while training
+    perception: str = "runs/perception/last.pt"  # (str) perception checkpoint (its weights are frozen into the driving model)
+    init: str = ""  # (str) policy checkpoint to start from (e.g. the ground-truth stage); empty = from scratch
+    data: DataConfig = field(default_factory=DataConfig)
+    classes: ClassMap = field(default_factory=ClassMap)
+    augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(affine=0.0))
+    model: PolicyConfig = field(default_factory=PolicyConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(out="runs/policy", epochs=10, batch_size=32, lr=1e-3,
+                                                                    warmup_steps=50, ema=False))  # fmt: skip
+
+
+CONFIG_CLASS = PolicyTrainConfig
+DEFAULT_CONFIG = "policy.yaml"
+
+
+class PolicyBatches:
+    """Collate for policy training: images or privileged inputs, plus path and target-speed labels."""
+
+    def __init__(self, dataset: DrivingDataset, config: PolicyTrainConfig, gaussian_alpha: float):
+        self.dataset, self.config, self.alpha = dataset, config, gaussian_alpha
+
+    def __call__(self, samples: list[dict]) -> tuple[dict, dict]:
+        images, t = collate(samples)
+        p, m = t["policy"], self.config.model
+        paths, valid = zip(*(path_points(w.numpy(), v.numpy(), m.num_points, m.point_spacing)
+                             for w, v in zip(p["waypoints"], p["waypoints_valid"])))  # fmt: skip
+        speeds = [self.dataset.frames[int(i)].record.get("expert_target_speed") for i in t["index"]]
+        targets = {
+            "path": torch.from_numpy(np.stack(paths)),
+            "path_valid": torch.from_numpy(np.stack(valid)),
+            "target_speed": torch.tensor([np.nan if s is None else s for s in speeds], dtype=torch.float32),
+        }
+        if torch.isnan(targets["target_speed"]).any():
+            raise ValueError(f"{self.dataset.root}: frames without expert_target_speed; re-record with this version")
+        inputs = {"speed": p["speed"], "command": p["command"]}
+        if self.config.inputs == "ground_truth":
+            size = (images.shape[-2] // DET_STRIDE, images.shape[-1] // DET_STRIDE)
+            heat, _, _ = detection_targets(t["boxes"], t["labels"], len(self.config.classes.det), size, DET_STRIDE, self.alpha)
+            inputs["seg"], inputs["det"] = ground_truth_to_policy_inputs(t["mask"], heat, len(self.config.classes.seg))
+        else:
+            inputs["image"] = images
+        return inputs, targets
+
+
+def policy_metrics(model: nn.Module, dataset: DrivingDataset, batches: PolicyBatches, batch_size: int = 64) -> dict[str, float]:
+    """Mean path error (m), target-speed error (m/s) and brake accuracy on ``dataset``."""
+    sums = {"path_l1_m": 0.0, "speed_l1": 0.0, "brake_acc": 0.0}
+    n = 0
+    with torch.no_grad():
+        for start in range(0, len(dataset), batch_size):
+            inputs, targets = batches([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+            out = model(inputs)
+            valid = targets["path_valid"].float().unsqueeze(-1)
+            b = len(targets["target_speed"])
+            sums["path_l1_m"] += float((torch.abs(out["path"] - targets["path"]) * valid).sum() / valid.sum().clamp(min=1) / 2) * b
+            sums["speed_l1"] += float(torch.abs(out["target_speed"] - targets["target_speed"]).mean()) * b
+            brake = targets["target_speed"] < batches.config.model.brake_below
+            sums["brake_acc"] += float(((out["brake"] > 0) == brake).float().mean()) * b
+            n += b
+    return {k: v / max(n, 1) for k, v in sums.items()}
+
+
+def build_model(config: PolicyTrainConfig) -> tuple[nn.Module, DrivingModelConfig]:
+    """The trainable driving model: perception weights from its checkpoint, policy from ``init`` or scratch."""
+    perception = load_checkpoint(config.perception)
+    spec = perception["model"]["config"]
+    model_config = DrivingModelConfig(perception=config_from_dict(type(DrivingModelConfig().perception), spec, config.perception),
+                                      policy=config.model)  # fmt: skip
+    model = build_policy_training(model_config)
+    key = "ema_state_dict" if perception.get("ema_state_dict") is not None else "state_dict"
+    model.model.perception.load_state_dict(perception[key])
+    if config.init:
+        init = load_checkpoint(config.init)
+        state = init.get("ema_state_dict") or init["state_dict"]
+        policy = {k.removeprefix("model.policy."): v for k, v in state.items() if k.startswith("model.policy.")}
+        model.model.policy.load_state_dict(policy)
+    return model, model_config
+
+
+def run(config: PolicyTrainConfig) -> int:
+    torch.manual_seed(config.train.seed)
+    model, model_config = build_model(config)
+    perception_meta = load_checkpoint(config.perception).get("meta", {})
+    augment = Augment(config.augment) if config.augment.enabled else None
+    train_set = DrivingDataset(config.data.root, config.data.train_towns, config.classes, config.data.camera, augment,
+                               config.data.cache, config.train.seed)  # fmt: skip
+    val_set = DrivingDataset(config.data.root, config.data.val_towns, config.classes, config.data.camera, None, config.data.cache)
+    batches = PolicyBatches(train_set, config, model_config.perception.gaussian_alpha)
+    val_batches = PolicyBatches(val_set, config, model_config.perception.gaussian_alpha)
+    trainer = Trainer(
+        model, train_set, config.train, model_spec(BUILDER, model_config), collate_fn=batches, val_set=val_set,
+        evaluate=lambda m, ds: policy_metrics(m, ds, val_batches),
+        meta={**perception_meta, "policy_inputs": config.inputs, "commands": "RoadOption values",
+              "outputs": "path (B,K,2) m ego frame, target_speed (B,) m/s, brake (B,) logit"},
+        run_config=to_plain(config),
+    )  # fmt: skip
+    if trainer.dist.is_main:
+        params = sum(p.numel() for p in model.model.policy.parameters())
+        print(f"train-policy ({config.inputs} inputs): {len(train_set)} frames, val {len(val_set)}; "
+              f"policy {params / 1e6:.2f} M parameters; {trainer.total_steps} steps; out {config.train.out}")  # fmt: skip
+    try:
+        metrics = trainer.fit()
+    except NonFiniteLossError as e:
+        print(f"train-policy: {e}", file=sys.stderr)
+        return 1
+    if trainer.dist.is_main:
+        print(f"done: {trainer.checkpoint_path} " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if "/" not in k))
+    return 0
+
+
+def privileged_config(config: PolicyTrainConfig) -> PolicyTrainConfig:
+    """The ground-truth stage of a two-stage run (same data, its own output folder)."""
+    return replace(config, inputs="ground_truth", init="", train=replace(config.train, out=config.train.out + "_gt"))
