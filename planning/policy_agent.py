@@ -1,6 +1,8 @@
 """The learned agent: camera frame -> perception -> policy -> PID controller -> VehicleControl.
 
-It reads only the camera image, the ego speed, the command and the speed limit of the observation.
+The network runs in PyTorch (:class:`TorchDriver`, a driving-model checkpoint) or in ONNX Runtime
+(:class:`OnnxDriver`, the fused graph from ``drivestack export``); one flag (``engine``) switches. The agent
+reads only the camera image, the ego speed, the command and the speed limit of the observation.
 """
 
 from __future__ import annotations
@@ -34,6 +36,37 @@ def load_driving_model(path: str | Path):
     return model.model.eval(), checkpoint.get("meta", {})
 
 
+class TorchDriver:
+    """The driving model in PyTorch: (frame HxWx3 uint8, speed, command) -> numpy outputs."""
+
+    def __init__(self, checkpoint: str | Path, threads: int = 0):
+        self.source = str(checkpoint)
+        self.model, self.meta = load_driving_model(checkpoint)
+        if threads:
+            torch.set_num_threads(threads)
+
+    @torch.no_grad()
+    def __call__(self, frame: np.ndarray, speed: float, command: int) -> dict[str, np.ndarray]:
+        image = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).unsqueeze(0)
+        out = self.model(image, torch.tensor([speed], dtype=torch.float32), torch.tensor([command]))
+        return {k: v.numpy() for k, v in out.items()}
+
+
+class OnnxDriver:
+    """The fused ONNX graph in ONNX Runtime (see :mod:`perception.engine`)."""
+
+    def __init__(self, path: str | Path, engine_config=None):
+        from perception.engine import OnnxEngine
+
+        self.source = str(path)
+        self.engine = OnnxEngine(path, engine_config, expect={"kind": "fused"})
+        self.meta = self.engine.meta
+
+    def __call__(self, frame: np.ndarray, speed: float, command: int) -> dict[str, np.ndarray]:
+        image = np.ascontiguousarray(frame.transpose(2, 0, 1))[None]
+        return self.engine({"image": image, "speed": np.array([speed], np.float32), "command": np.array([command], np.int64)})
+
+
 def check_camera(meta: dict, sim_config: SimConfig, camera: str, source: str) -> None:
     cams = {c.name: c for c in sim_config.cameras}
     if camera not in cams:
@@ -48,35 +81,35 @@ def check_camera(meta: dict, sim_config: SimConfig, camera: str, source: str) ->
 class PolicyAgent(Agent):
     needs_cameras = True
 
-    def __init__(self, checkpoint: str | Path, camera: str = "front", controller: ControllerConfig | None = None,
-                 brake_threshold: float = 0.5, threads: int = 0):  # fmt: skip
+    def __init__(self, driver: TorchDriver | OnnxDriver, camera: str = "front", controller: ControllerConfig | None = None,
+                 brake_threshold: float = 0.5):  # fmt: skip
         super().__init__()
-        self.checkpoint, self.camera = str(checkpoint), camera
-        self.model, self.meta = load_driving_model(checkpoint)
-        if threads:
-            torch.set_num_threads(threads)
+        self.driver, self.camera = driver, camera
         self.controller_config = controller or ControllerConfig()
         self.brake_threshold = brake_threshold
 
     def setup(self, sim_config: SimConfig) -> None:
-        check_camera(self.meta, sim_config, self.camera, self.checkpoint)
+        check_camera(self.driver.meta, sim_config, self.camera, self.driver.source)
         self.controller = WaypointController(self.controller_config, sim_config.dt)
 
-    @torch.no_grad()
     def run_step(self, obs: Observation) -> VehicleControl:
         t0 = time.perf_counter()
-        frame = obs.cameras[self.camera].rgb
-        image = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).unsqueeze(0)
-        speed = torch.tensor([obs.ego.speed], dtype=torch.float32)
-        command = torch.tensor([int(obs.command)])
+        out = self.driver(obs.cameras[self.camera].rgb, obs.ego.speed, int(obs.command))
         t1 = time.perf_counter()
-        out = self.model(image, speed, command)
-        t2 = time.perf_counter()
-        path = out["path"][0].numpy().astype(np.float64)
-        brake = float(torch.sigmoid(out["brake"][0])) > self.brake_threshold
+        path = out["path"][0].astype(np.float64)
+        brake = 1.0 / (1.0 + np.exp(-float(out["brake"][0]))) > self.brake_threshold
         target = 0.0 if brake else min(float(out["target_speed"][0]), obs.speed_limit)
         control = self.controller.control(path, target, obs.ego.speed)
-        t3 = time.perf_counter()
-        self.debug = AgentDebug(waypoints=path, target_speed=target, segmentation=out["seg"][0].argmax(0).numpy().astype(np.uint8),
-                                timings_ms={"preprocess": 1e3 * (t1 - t0), "model": 1e3 * (t2 - t1), "control": 1e3 * (t3 - t2)})  # fmt: skip
+        t2 = time.perf_counter()
+        self.debug = AgentDebug(waypoints=path, target_speed=target, segmentation=out["seg"][0].argmax(0).astype(np.uint8),
+                                timings_ms={"model": 1e3 * (t1 - t0), "control": 1e3 * (t2 - t1)})  # fmt: skip
         return control
+
+
+def make_driver(engine: str, model: str, onnx_model: str, engine_config=None) -> TorchDriver | OnnxDriver:
+    """``engine``: torch (a driving-model checkpoint) or onnx (the fused ONNX graph)."""
+    if engine == "torch":
+        return TorchDriver(model)
+    if engine == "onnx":
+        return OnnxDriver(onnx_model, engine_config)
+    raise ValueError(f"engine must be torch or onnx, got '{engine}'")

@@ -25,6 +25,7 @@ VERBS = {
     "val": "tools.val",
     "model-info": "tools.model_info",
     "train-policy": "tools.train_policy",
+    "export": "tools.export",
     "expert": "tools.expert_eval",
     "drive": "tools.drive",
     "bench-sim": "tools.bench_sim",

@@ -6,14 +6,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from perception.engine import EngineConfig
 from sim.settings import SimConfig
 
 
 @dataclass
 class DriveConfig:
     agent: Literal["expert", "policy"] = "expert"  # (str) which agent drives: the privileged expert or the learned policy
-    model: str = "models/driving.pt"  # (str) driving-model checkpoint of the policy agent
+    engine: Literal["torch", "onnx"] = "torch"  # (str) run the policy's network in PyTorch or in ONNX Runtime
+    model: str = "models/driving.pt"  # (str) driving-model checkpoint (engine=torch)
+    onnx_model: str = "models/driving_fused_fp32.onnx"  # (str) fused ONNX graph (engine=onnx)
     camera: str = "front"  # (str) camera the policy agent reads
+    engine_config: EngineConfig = field(default_factory=EngineConfig)  # ONNX Runtime settings
     suite: str = "configs/routes/heldout.yaml"  # (str) route suite file
     routes: list[str] = field(default_factory=list)  # (list[str]) only these route names; empty: all
     out: str = "runs/drive"  # (str) results folder; a re-run resumes, skipping finished routes
@@ -31,9 +35,9 @@ def make_agent_factory(config: DriveConfig):
 
     if config.agent == "expert":
         return ExpertAgent
-    from planning.policy_agent import PolicyAgent
+    from planning.policy_agent import PolicyAgent, make_driver
 
-    agent = PolicyAgent(config.model, config.camera)
+    agent = PolicyAgent(make_driver(config.engine, config.model, config.onnx_model, config.engine_config), config.camera)
     return lambda: agent
 
 
