@@ -104,3 +104,20 @@ def test_torch_and_onnx_agents_drive_the_same_route_alike(exported):
                 obs = sim.step(agent(obs))
         tracks.append((obs.ego.pose.x, obs.ego.pose.y, obs.ego.speed))
     np.testing.assert_allclose(tracks[0], tracks[1], atol=0.05)
+
+
+def test_bench_reports_every_stage_for_every_variant(exported, tmp_path):
+    import json
+
+    from tools.bench import STAGES, BenchConfig
+    from tools.bench import run as bench
+
+    config = BenchConfig(checkpoint=str(trained_driving_runs() / "pred" / "last.pt"), onnx_dir=str(exported),
+                         data=str(recorded_dataset()), frames=5, warmup=1, out=str(tmp_path))
+    assert bench(config) == 0
+    results = json.loads((tmp_path / "bench.json").read_text())["results"]
+    assert set(results) == {"pytorch eager", "onnxruntime fp32 (CPU)", "onnxruntime int8 (CPU)"}
+    for stats in results.values():
+        assert set(stats) == {*STAGES, "loop", "fused_model"}
+        assert 0 < stats["loop"]["p50"] <= stats["loop"]["p99"]
+    assert (tmp_path / "latency.png").stat().st_size > 1000

@@ -26,6 +26,7 @@ VERBS = {
     "model-info": "tools.model_info",
     "train-policy": "tools.train_policy",
     "export": "tools.export",
+    "bench": "tools.bench",
     "expert": "tools.expert_eval",
     "drive": "tools.drive",
     "bench-sim": "tools.bench_sim",

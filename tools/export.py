@@ -22,7 +22,7 @@ from sim.dataset_io import image_path, list_episodes, load_manifest, read_measur
 OUTPUTS = {
     "fused": (["image", "speed", "command"], ["seg", "heatmap", "box", "path", "target_speed", "brake"]),
     "perception": (["image"], ["seg", "heatmap", "box"]),
-    "policy": (["seg_probs", "det_probs", "speed", "command"], ["path", "target_speed", "brake"]),
+    "policy": (["seg", "heatmap", "speed", "command"], ["path", "target_speed", "brake"]),
 }
 ATOL = {"seg": 1e-4, "heatmap": 1e-4, "box": 1e-3, "path": 1e-4, "target_speed": 1e-4, "brake": 1e-4}
 
@@ -102,6 +102,17 @@ class _PerceptionOnly(torch.nn.Module):
         return self.perception(image)
 
 
+class _PolicyOnPerception(torch.nn.Module):
+    """The policy graph takes the perception graph's outputs (seg logits, heatmap logits) as they are."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.policy = model.policy
+
+    def forward(self, seg, heatmap, speed, command):
+        return self.policy(*perception_to_policy_inputs(seg, heatmap), speed, command)
+
+
 def _target(kind: str, model, frames):
     """The module to export for ``kind`` and its example and parity inputs."""
     if kind == "fused":
@@ -112,8 +123,8 @@ def _target(kind: str, model, frames):
         policy_inputs = []
         for image, speed, command in frames:
             seen = model.perception(image)
-            policy_inputs.append((*perception_to_policy_inputs(seen["seg"], seen["heatmap"]), speed, command))
-    return model.policy, policy_inputs[0], policy_inputs
+            policy_inputs.append((seen["seg"], seen["heatmap"], speed, command))
+    return _PolicyOnPerception(model), policy_inputs[0], policy_inputs
 
 
 def _same_boxes(path: Path, module, frames) -> float:
