@@ -17,6 +17,7 @@ from sim.config import ConfigError, load_config
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 VERBS = {
+    "run": "tools.run",
     "collect": "tools.collect",
     "validate": "tools.validate",
     "look": "tools.look",

@@ -1,0 +1,70 @@
+"""`drivestack run` end to end at a tiny size: every stage runs, writes what the report needs, and a re-run skips."""
+
+from dataclasses import replace
+
+import pytest
+
+from perception.classes import ClassMap
+from perception.config import PerceptionConfig
+from perception.dataset import DataConfig
+from planning.policy import PolicyConfig
+from sim.recorder import CollectConfig
+from sim.settings import CameraConfig, SimConfig, TownConfig, TrafficConfig
+from tests.perception_helpers import HEIGHT, WIDTH, tiny_model_config
+from tools.bench import BenchConfig
+from tools.drive import DriveConfig
+from tools.export import ExportConfig
+from tools.run import PipelineConfig, run
+from tools.train_policy import PolicyTrainConfig
+
+
+def tiny_pipeline(out, suite) -> PipelineConfig:
+    sim = SimConfig(cameras=[CameraConfig("front", WIDTH, HEIGHT)], town=TownConfig(grid=3), blocked_s=5.0,
+                    traffic=TrafficConfig(vehicles=4, pedestrians=4), route_length=120.0)
+    base = PerceptionConfig()
+    train = replace(base.train, epochs=1, batch_size=4, warmup_steps=1, workers=0, ema=False, channels_last=False, log_every=1)
+    perception = PerceptionConfig(data=DataConfig(train_towns=[0, 1], val_towns=[2], test_towns=[3], cache=False),
+                                  classes=ClassMap(), model=tiny_model_config(), train=train,
+                                  val=replace(base.val, latency_runs=2, render=1))
+    policy = PolicyTrainConfig(model=PolicyConfig(input_size=(HEIGHT // 4, WIDTH // 4), channels=[8, 16], hidden=32), train=train)
+    return PipelineConfig(
+        out=str(out), policy_gt_epochs=1, drive_videos=1,
+        collect=CollectConfig(town_seeds=[0, 1, 2, 3], routes_per_town=1, max_frames=30, save_every=5, workers=1,
+                              progress=False, sim=sim),
+        perception=perception, policy=policy,
+        export=ExportConfig(precisions=["fp32", "int8"], parity_frames=2, calibration_frames=4),
+        drive=DriveConfig(suite=str(suite), sim=sim), bench=BenchConfig(frames=3, warmup=1),
+    )
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("pipeline")
+    suite = tmp / "suite.yaml"
+    suite.write_text("name: tiny\nroutes:\n  - {name: tiny_route, town: 2000, seed: 1, length: 40.0}\n")
+    config = tiny_pipeline(tmp / "run", suite)
+    assert run(config) == 0
+    return config, tmp / "run"
+
+
+def test_every_artefact_of_the_report_exists(pipeline):
+    _, out = pipeline
+    for path in ["dataset/manifest.json", "perception/last.pt", "perception/val/metrics.json", "policy_gt/last.pt",
+                 "policy/last.pt", "export/fused_fp32.onnx", "export/fused_int8.onnx", "export/perception_fp32.onnx",
+                 "export/policy_fp32.onnx", "drive/summary.json", "drive/videos/tiny_route.mp4", "drive/videos/tiny_route.png",
+                 "drive_expert/summary.json", "bench/bench.json", "bench/latency.png", "curves.png", "report.md"]:
+        assert (out / path).is_file(), path
+    report = (out / "report.md").read_text()
+    for section in ("## Dataset", "## Training curves", "## Perception", "## Driving", "## Latency per stage", "## Drive videos"):
+        assert section in report
+
+
+def test_a_rerun_skips_every_finished_stage(pipeline, capsys):
+    config, out = pipeline
+    before = (out / "policy" / "last.pt").stat().st_mtime_ns
+    assert run(config) == 0
+    printed = capsys.readouterr().out
+    for stage in ("train perception", "evaluate perception", "train policy on ground truth", "train policy on perception",
+                  "export onnx", "bench"):
+        assert f"== {stage}: done already, skipped" in printed
+    assert (out / "policy" / "last.pt").stat().st_mtime_ns == before

@@ -1,0 +1,121 @@
+"""The whole pipeline in one command: collect expert episodes, train perception, train the policy (ground
+truth, then perception outputs), evaluate perception, export ONNX (fp32, int8), drive the held-out suite
+with the ONNX engine and the expert, benchmark latency, write a report. A stage whose output exists and is
+complete is skipped, so a re-run resumes."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from perception.config import PerceptionConfig
+from perception.training.checkpoint import load_checkpoint
+from sim.recorder import CollectConfig
+from tools.bench import BenchConfig
+from tools.drive import DriveConfig
+from tools.export import ExportConfig
+from tools.train_policy import PolicyTrainConfig
+
+
+@dataclass
+class PipelineConfig:
+    out: str = "runs/quickstart"  # (str) folder for every artefact: dataset/, perception/, policy_gt/, policy/, export/, drive*/, bench/, report.md
+    policy_gt_epochs: int = 3  # (int) epochs of the ground-truth policy stage (the perception stage uses policy.train.epochs)
+    drive_videos: int = 2  # (int) drive videos with overlays for the first n routes (0 = none)
+    collect: CollectConfig = field(default_factory=CollectConfig)
+    perception: PerceptionConfig = field(default_factory=PerceptionConfig)
+    policy: PolicyTrainConfig = field(default_factory=PolicyTrainConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    drive: DriveConfig = field(default_factory=DriveConfig)
+    bench: BenchConfig = field(default_factory=BenchConfig)
+
+
+CONFIG_CLASS = PipelineConfig
+DEFAULT_CONFIG = "quickstart.yaml"
+
+
+def stage_configs(config: PipelineConfig) -> dict[str, object]:
+    """Every stage's config with its paths inside ``config.out`` (what one stage writes, the next reads)."""
+    out = Path(config.out)
+    data = str(out / "dataset")
+    p = config.perception
+    perception = replace(p, data=replace(p.data, root=data), train=replace(p.train, out=str(out / "perception")),
+                         val=replace(p.val, checkpoint=str(out / "perception" / "last.pt"), out=str(out / "perception" / "val")))  # fmt: skip
+    policy = replace(config.policy, perception=str(out / "perception" / "last.pt"), data=perception.data,
+                     classes=perception.classes, init=str(out / "policy_gt" / "last.pt"), inputs="perception",
+                     train=replace(config.policy.train, out=str(out / "policy")))  # fmt: skip
+    policy_gt = replace(policy, inputs="ground_truth", init="",
+                        train=replace(policy.train, out=str(out / "policy_gt"), epochs=config.policy_gt_epochs))  # fmt: skip
+    export = replace(config.export, checkpoint=str(out / "policy" / "last.pt"), out=str(out / "export"), data=data)
+    drive = replace(config.drive, agent="policy", engine="onnx", onnx_model=str(out / "export" / "fused_fp32.onnx"),
+                    model=str(out / "policy" / "last.pt"), out=str(out / "drive"))  # fmt: skip
+    expert = replace(config.drive, agent="expert", out=str(out / "drive_expert"), videos=False)
+    bench = replace(config.bench, checkpoint=export.checkpoint, onnx_dir=export.out, data=data, out=str(out / "bench"))
+    return {"collect": replace(config.collect, out=data), "perception": perception, "policy_gt": policy_gt, "policy": policy,
+            "export": export, "drive": drive, "drive_expert": expert, "bench": bench}  # fmt: skip
+
+
+def _trained(checkpoint: str, epochs: int) -> bool:
+    path = Path(checkpoint)
+    return path.is_file() and load_checkpoint(path).get("epoch", 0) >= epochs
+
+
+def _exported(config: ExportConfig) -> bool:
+    from perception.export import read_metadata
+
+    files = [Path(config.out) / f"{t}_{p}.onnx" for t in config.targets for p in {"fp32", *config.precisions}]
+    return all(f.is_file() and read_metadata(f).get("checkpoint") == config.checkpoint for f in files)
+
+
+def _drive_with_videos(config: DriveConfig, videos: int) -> int:
+    """Drive the suite; the first ``videos`` routes with drive videos (the rest resume without)."""
+    from planning.evaluation import load_suite
+    from tools import drive
+
+    names = config.routes or [r.name for r in load_suite(config.suite).routes]
+    if videos:
+        code = drive.run(replace(config, routes=names[:videos], videos=True))
+        if code:
+            return code
+    return drive.run(config)
+
+
+def run(config: PipelineConfig) -> int:
+    from tools import bench, collect, drive, export, report, train, train_policy, val
+
+    stages = stage_configs(config)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = json.loads((out / "timings.json").read_text()) if (out / "timings.json").exists() else {}
+    steps = [
+        ("collect", lambda: collect.run(stages["collect"]), None),
+        ("train perception", lambda: train.run(stages["perception"]),
+         lambda: _trained(stages["perception"].val.checkpoint, stages["perception"].train.epochs)),
+        ("evaluate perception", lambda: val.run(stages["perception"]),
+         lambda: (Path(stages["perception"].val.out) / "metrics.json").is_file()),
+        ("train policy on ground truth", lambda: train_policy.run(stages["policy_gt"]),
+         lambda: _trained(stages["policy"].init, stages["policy_gt"].train.epochs)),
+        ("train policy on perception", lambda: train_policy.run(stages["policy"]),
+         lambda: _trained(stages["export"].checkpoint, stages["policy"].train.epochs)),
+        ("export onnx", lambda: export.run(stages["export"]), lambda: _exported(stages["export"])),
+        ("drive (onnx engine)", lambda: _drive_with_videos(stages["drive"], config.drive_videos), None),
+        ("drive (expert)", lambda: drive.run(stages["drive_expert"]), None),
+        ("bench", lambda: bench.run(stages["bench"]), lambda: (Path(stages["bench"].out) / "bench.json").is_file()),
+    ]  # fmt: skip
+    for name, action, done in steps:
+        if done is not None and done():
+            print(f"== {name}: done already, skipped")
+            continue
+        print(f"== {name}")
+        start = time.perf_counter()
+        code = action()
+        if code not in (0, None):
+            print(f"== {name} failed (exit {code}); fix it and re-run the same command to resume")
+            return int(code)
+        timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+        (out / "timings.json").write_text(json.dumps(timings, indent=2))
+    path = report.write_report(out, stages, timings)
+    print(f"== report: {path}")
+    return 0
