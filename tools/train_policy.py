@@ -32,7 +32,7 @@ class PolicyTrainConfig:
     inputs: Literal["ground_truth", "perception"] = "perception"  # (str) what the policy sees while training
     perception: str = "runs/perception/last.pt"  # (str) perception checkpoint (its weights are frozen into the driving model)
     init: str = ""  # (str) policy checkpoint to start from (e.g. the ground-truth stage); empty = from scratch
-    data: DataConfig = field(default_factory=DataConfig)
+    data: DataConfig = field(default_factory=lambda: DataConfig(root="data/driving"))
     classes: ClassMap = field(default_factory=ClassMap)
     augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(affine=0.0))
     model: PolicyConfig = field(default_factory=PolicyConfig)
