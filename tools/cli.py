@@ -28,6 +28,7 @@ VERBS = {
     "train-policy": "tools.train_policy",
     "export": "tools.export",
     "bench": "tools.bench",
+    "package": "tools.package",
     "expert": "tools.expert_eval",
     "drive": "tools.drive",
     "bench-sim": "tools.bench_sim",
