@@ -121,3 +121,19 @@ def test_bench_reports_every_stage_for_every_variant(exported, tmp_path):
         assert set(stats) == {*STAGES, "loop", "fused_model"}
         assert 0 < stats["loop"]["p50"] <= stats["loop"]["p99"]
     assert (tmp_path / "latency.png").stat().st_size > 1000
+
+
+def test_val_onnx_scores_fp32_and_int8_graphs(exported, tmp_path):
+    import json
+
+    from perception.dataset import DataConfig
+    from tools.val_onnx import ValOnnxConfig
+    from tools.val_onnx import run as val_onnx
+
+    config = ValOnnxConfig(models=[str(exported / "perception_fp32.onnx"), str(exported / "perception_int8.onnx")],
+                           data=DataConfig(root=str(recorded_dataset()), train_towns=[0, 1], val_towns=[2], test_towns=[]),
+                           split="val", out=str(tmp_path / "val.json"))
+    assert val_onnx(config) == 0
+    results = json.loads((tmp_path / "val.json").read_text())
+    assert [r["precision"] for r in results.values()] == ["fp32", "int8"]
+    assert all(0.0 <= r["miou"] <= 1.0 and r["images"] > 0 for r in results.values())

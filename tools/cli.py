@@ -27,6 +27,7 @@ VERBS = {
     "model-info": "tools.model_info",
     "train-policy": "tools.train_policy",
     "export": "tools.export",
+    "val-onnx": "tools.val_onnx",
     "bench": "tools.bench",
     "package": "tools.package",
     "expert": "tools.expert_eval",
