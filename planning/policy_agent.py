@@ -39,9 +39,15 @@ def load_driving_model(path: str | Path):
 class TorchDriver:
     """The driving model in PyTorch: (frame HxWx3 uint8, speed, command) -> numpy outputs."""
 
-    def __init__(self, checkpoint: str | Path, threads: int = 0):
+    def __init__(self, checkpoint: str | Path, threads: int = 0, perception: str | Path | None = None):
         self.source = str(checkpoint)
         self.model, self.meta = load_driving_model(checkpoint)
+        if perception:  # swap in other perception weights (e.g. to drive a ground-truth-trained policy on predictions)
+            from perception.training.checkpoint import load_checkpoint
+
+            state = load_checkpoint(perception)
+            self.model.perception.load_state_dict(state.get("ema_state_dict") or state["state_dict"])
+            self.source += f" + perception {perception}"
         if threads:
             torch.set_num_threads(threads)
 
@@ -106,10 +112,10 @@ class PolicyAgent(Agent):
         return control
 
 
-def make_driver(engine: str, model: str, onnx_model: str, engine_config=None) -> TorchDriver | OnnxDriver:
-    """``engine``: torch (a driving-model checkpoint) or onnx (the fused ONNX graph)."""
+def make_driver(engine: str, model: str, onnx_model: str, engine_config=None, perception: str = "") -> TorchDriver | OnnxDriver:
+    """``engine``: torch (a driving-model checkpoint, optionally with other perception weights) or onnx (the fused graph)."""
     if engine == "torch":
-        return TorchDriver(model)
+        return TorchDriver(model, perception=perception or None)
     if engine == "onnx":
         return OnnxDriver(onnx_model, engine_config)
     raise ValueError(f"engine must be torch or onnx, got '{engine}'")

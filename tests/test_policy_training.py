@@ -50,3 +50,12 @@ def test_agent_drives_and_refuses_a_mismatched_camera(runs):
 def test_a_perception_checkpoint_is_not_a_driving_model(runs):
     with pytest.raises(ModelMismatchError, match="not a driving-policy checkpoint"):
         load_driving_model(runs / "perception.pt")
+
+
+def test_driver_can_swap_in_other_perception_weights(runs):
+    from perception.training.checkpoint import load_checkpoint
+
+    driver = TorchDriver(runs / "gt" / "last.pt", perception=runs / "perception.pt")
+    expected = load_checkpoint(runs / "perception.pt")["state_dict"]
+    for name, value in driver.model.perception.state_dict().items():
+        assert torch.equal(value, expected[name]), name

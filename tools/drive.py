@@ -15,7 +15,8 @@ class DriveConfig:
     agent: Literal["expert", "policy"] = "expert"  # (str) which agent drives: the privileged expert or the learned policy
     engine: Literal["torch", "onnx"] = "torch"  # (str) run the policy's network in PyTorch or in ONNX Runtime
     model: str = "models/driving.pt"  # (str) driving-model checkpoint (engine=torch)
-    onnx_model: str = "models/driving_fused_fp32.onnx"  # (str) fused ONNX graph (engine=onnx)
+    onnx_model: str = "models/driving_fused_int8.onnx"  # (str) fused ONNX graph (engine=onnx)
+    perception: str = ""  # (str) engine=torch: perception checkpoint whose weights replace the model's; empty = keep
     camera: str = "front"  # (str) camera the policy agent reads
     engine_config: EngineConfig = field(default_factory=EngineConfig)  # ONNX Runtime settings
     suite: str = "configs/routes/heldout.yaml"  # (str) route suite file
@@ -37,7 +38,7 @@ def make_agent_factory(config: DriveConfig):
         return ExpertAgent
     from planning.policy_agent import PolicyAgent, make_driver
 
-    agent = PolicyAgent(make_driver(config.engine, config.model, config.onnx_model, config.engine_config), config.camera)
+    agent = PolicyAgent(make_driver(config.engine, config.model, config.onnx_model, config.engine_config, config.perception), config.camera)
     return lambda: agent
 
 
