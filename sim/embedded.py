@@ -14,7 +14,7 @@ from sim.conventions import ActorKind, RoadOption, Tag, TrafficLightState
 from sim.events import EventMonitor
 from sim.geometry import resample, to_local
 from sim.interface import (
-    ActorState, Box2D, CameraFrame, EgoState, Observation, RouteSpec, Simulator, TrafficLightInfo, VehicleControl,
+    ActorState, CameraFrame, EgoState, Observation, RouteSpec, Simulator, TrafficLightInfo, VehicleControl,
 )
 from sim.render import BoxInstances, Lighting, Renderer
 from sim.route import Route, random_route, route_through

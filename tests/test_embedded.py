@@ -3,7 +3,6 @@
 import math
 
 import numpy as np
-import pytest
 
 from sim.camera import project
 from sim.conventions import ActorKind, RoadOption, Tag, TrafficLightState

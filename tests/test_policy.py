@@ -1,7 +1,6 @@
 """The driving policy: shapes, command branches, labels, loss, and command conditioning after training."""
 
 import numpy as np
-import pytest
 import torch
 
 from planning.labels import path_points
