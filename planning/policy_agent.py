@@ -46,7 +46,7 @@ class TorchDriver:
             from perception.training.checkpoint import load_checkpoint
 
             state = load_checkpoint(perception)
-            self.model.perception.load_state_dict(state.get("ema_state_dict") or state["state_dict"])
+            self.model.perception.load_state_dict(state["state_dict"])
             self.source += f" + perception {perception}"
         if threads:
             torch.set_num_threads(threads)

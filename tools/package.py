@@ -27,8 +27,7 @@ DEFAULT_CONFIG = "package.yaml"
 def strip_checkpoint(src: str | Path, dst: str | Path) -> int:
     """Keep what rebuilds the model (spec, weights as fp16, meta, config); drop optimizer and training state."""
     checkpoint = load_checkpoint(src)
-    key = "ema_state_dict" if checkpoint.get("ema_state_dict") is not None else "state_dict"
-    weights = {k: v.half() if v.is_floating_point() else v for k, v in checkpoint[key].items()}
+    weights = {k: v.half() if v.is_floating_point() else v for k, v in checkpoint["state_dict"].items()}
     save_checkpoint(dst, {"model": checkpoint["model"], "state_dict": weights, "meta": checkpoint.get("meta", {}),
                           "config": checkpoint.get("config", {}), "epoch": checkpoint.get("epoch"),
                           "metrics": checkpoint.get("metrics", {}), "source": str(src)})  # fmt: skip

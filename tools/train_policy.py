@@ -98,11 +98,10 @@ def build_model(config: PolicyTrainConfig) -> tuple[nn.Module, DrivingModelConfi
     model_config = DrivingModelConfig(perception=config_from_dict(type(DrivingModelConfig().perception), spec, config.perception),
                                       policy=config.model)  # fmt: skip
     model = build_policy_training(model_config)
-    key = "ema_state_dict" if perception.get("ema_state_dict") is not None else "state_dict"
-    model.model.perception.load_state_dict(perception[key])
+    model.model.perception.load_state_dict(perception["state_dict"])  # the trained weights, not the EMA copy
     if config.init:
         init = load_checkpoint(config.init)
-        state = init.get("ema_state_dict") or init["state_dict"]
+        state = init["state_dict"]
         policy = {k.removeprefix("model.policy."): v for k, v in state.items() if k.startswith("model.policy.")}
         model.model.policy.load_state_dict(policy)
     return model, model_config

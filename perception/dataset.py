@@ -1,0 +1,199 @@
+"""Recorded driving frames as training samples for perception (and, later, the driving policy).
+
+A sample holds the RGB frame, its segmentation mask in training classes, the detection boxes, and the
+policy targets from ``measurements.jsonl`` (speed, command, route waypoints in the ego frame, the expert's
+control). Splits are lists of town seeds, so frames of one town never appear in two splits.
+
+A horizontal flip mirrors the policy targets with the image (:func:`flip_policy`): steering and the
+waypoints' lateral coordinate change sign, LEFT/RIGHT and lane-change commands swap.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from perception.augment import Augment
+from perception.classes import ClassMap
+from sim.conventions import RoadOption
+from sim.dataset_io import DatasetError, image_path, load_manifest, read_measurements, read_rgb, read_semantic
+
+WAYPOINTS = 20  # route points per sample (the recorder stores up to 20, 1 m apart); missing ones are padded
+MIRRORED_COMMAND = {
+    RoadOption.LEFT: RoadOption.RIGHT, RoadOption.RIGHT: RoadOption.LEFT,
+    RoadOption.CHANGELANELEFT: RoadOption.CHANGELANERIGHT, RoadOption.CHANGELANERIGHT: RoadOption.CHANGELANELEFT,
+}  # fmt: skip
+
+
+@dataclass
+class DataConfig:
+    """Where the recorded dataset is and how it is split (by town seed)."""
+
+    root: str = "data/perception"  # (str) dataset folder written by `drivestack collect`
+    camera: str = "front"  # (str) camera name in the dataset
+    train_towns: list[int] = field(default_factory=lambda: list(range(0, 22)))  # (list[int]) town seeds of the training split
+    val_towns: list[int] = field(default_factory=lambda: [22, 23, 24])  # (list[int]) town seeds of the validation split
+    test_towns: list[int] = field(default_factory=lambda: [25, 26, 27, 28, 29])  # (list[int]) town seeds of the test split
+    cache: bool = True  # (bool) decode every frame once into RAM (uint8) instead of per sample
+
+    def __post_init__(self) -> None:
+        splits = {"train_towns": self.train_towns, "val_towns": self.val_towns, "test_towns": self.test_towns}
+        for a, towns_a in splits.items():
+            for b, towns_b in splits.items():
+                shared = sorted(set(towns_a) & set(towns_b))
+                if a < b and shared:
+                    raise ValueError(f"towns {shared} are in both {a} and {b}; splits must not share towns")
+
+    def towns(self, split: str) -> list[int]:
+        if split not in ("train", "val", "test"):
+            raise ValueError(f"split must be train, val or test, got '{split}'")
+        return getattr(self, f"{split}_towns")
+
+
+def policy_targets(record: dict) -> dict[str, np.ndarray]:
+    """Policy labels of one record: speed, command, waypoints (+ validity), expert control (throttle, steer,
+    brake) and the expert's target speed (NaN where the record has none)."""
+    route = np.zeros((WAYPOINTS, 2), np.float32)
+    points = np.asarray(record["route"], np.float32).reshape(-1, 2)[:WAYPOINTS]
+    route[: len(points)] = points
+    valid = np.zeros(WAYPOINTS, bool)
+    valid[: len(points)] = True
+    c = record["expert_control"]
+    return {
+        "speed": np.float32(record["speed"]),
+        "command": np.int64(record["command"]),
+        "waypoints": route,
+        "waypoints_valid": valid,
+        "control": np.array([c["throttle"], c["steer"], c["brake"]], np.float32),
+        "target_speed": np.float32(np.nan if record["expert_target_speed"] is None else record["expert_target_speed"]),
+    }
+
+
+def flip_policy(targets: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Policy targets of the left-right mirrored scene."""
+    out = dict(targets)
+    out["waypoints"] = targets["waypoints"] * np.array([1.0, -1.0], np.float32)
+    out["control"] = targets["control"] * np.array([1.0, -1.0, 1.0], np.float32)
+    command = int(targets["command"])
+    out["command"] = np.int64(MIRRORED_COMMAND.get(command, command))
+    return out
+
+
+@dataclass
+class FrameRef:
+    """One saved frame: its episode folder and measurements record."""
+
+    episode: Path
+    record: dict
+
+
+def split_frames(root: str | Path, towns: list[int]) -> list[FrameRef]:
+    """Frames of the completed episodes whose town seed is in ``towns``, in manifest order."""
+    root = Path(root)
+    wanted = set(towns)
+    frames = []
+    for entry in load_manifest(root).episodes:
+        if entry.status == "completed" and entry.town_seed in wanted:
+            episode = root / entry.name
+            frames += [FrameRef(episode, r) for r in read_measurements(episode / "measurements.jsonl")]
+    return frames
+
+
+class DrivingDataset(Dataset):
+    """Frames of some towns as dict samples; see the module docstring. ``augment`` is for training only."""
+
+    def __init__(
+        self, root: str | Path, towns: list[int], class_map: ClassMap, camera: str = "front",
+        augment: Augment | None = None, cache: bool = False, seed: int = 0,
+    ) -> None:  # fmt: skip
+        self.root = Path(root)
+        self.class_map = class_map
+        self.camera = camera
+        self.augment = augment
+        self.seed = seed
+        self.epoch = 0
+        self.frames = split_frames(root, towns)
+        if not self.frames:
+            raise DatasetError(self.root, f"no completed episodes of towns {towns}")
+        fmt = load_manifest(root).format
+        cameras = {c.name: c for c in fmt.cameras}
+        if camera not in cameras:
+            raise DatasetError(self.root / "manifest.json", f"no camera '{camera}' (has {sorted(cameras)})")
+        self.shape = (cameras[camera].height, cameras[camera].width)
+        self.rgb_ext = fmt.rgb_format
+        self.lut = class_map.seg_lut()
+        self.images: np.ndarray | None = None
+        self.masks: np.ndarray | None = None
+        if cache:
+            self.images = np.empty((len(self.frames), *self.shape, 3), np.uint8)
+            self.masks = np.empty((len(self.frames), *self.shape), np.uint8)
+            with ThreadPoolExecutor(2) as pool:  # OpenCV decodes without the GIL
+                for i, (image, mask) in enumerate(pool.map(self._decode, range(len(self.frames)))):
+                    self.images[i], self.masks[i] = image, mask
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Augmentations of epoch ``epoch`` (call before creating the epoch's DataLoader iterator)."""
+        self.epoch = epoch
+
+    def towns_of(self) -> set[int]:
+        return {int(f.episode.name[4:].split("_")[0]) for f in self.frames}
+
+    def _decode(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        ref = self.frames[index]
+        frame = ref.record["frame"]
+        image = read_rgb(image_path(ref.episode, "rgb", self.camera, frame, self.rgb_ext), self.shape)
+        tags = read_semantic(image_path(ref.episode, "semantic", self.camera, frame, "png"), self.shape)
+        return image, self.lut[tags]
+
+    def boxes(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """(N,4) float32 x1,y1,x2,y2 (x2, y2 exclusive, i.e. the right/bottom pixel edges) and (N,) labels."""
+        boxes, labels = [], []
+        for b in self.frames[index].record["boxes"].get(self.camera, []):
+            label = self.class_map.det_class(b["kind"], b["light_state"])
+            if label is not None and b["x2"] > b["x1"] and b["y2"] > b["y1"]:
+                boxes.append((b["x1"], b["y1"], b["x2"], b["y2"]))
+                labels.append(label)
+        return np.array(boxes, np.float32).reshape(-1, 4), np.array(labels, np.int64)
+
+    def __getitem__(self, index: int) -> dict:
+        if self.images is not None:
+            image, mask = self.images[index], self.masks[index]
+        else:
+            image, mask = self._decode(index)
+        boxes, labels = self.boxes(index)
+        policy = policy_targets(self.frames[index].record)
+        if self.augment is not None:
+            seed = int(np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(1)[0])
+            out = self.augment(image, mask, boxes, labels, seed)
+            image, mask, boxes, labels = out.image, out.mask, out.boxes, out.labels
+            if out.flipped:
+                policy = flip_policy(policy)
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1),
+            "mask": torch.from_numpy(np.ascontiguousarray(mask)),
+            "boxes": torch.from_numpy(boxes),
+            "labels": torch.from_numpy(labels),
+            "policy": {k: torch.as_tensor(v) for k, v in policy.items()},
+            "index": index,
+        }
+
+
+def collate(samples: list[dict]) -> tuple[torch.Tensor, dict]:
+    """-> (images (B,3,H,W) uint8, targets: mask (B,H,W) uint8, boxes/labels lists, policy stacked, index)."""
+    images = torch.stack([s["image"] for s in samples])
+    targets = {
+        "mask": torch.stack([s["mask"] for s in samples]),
+        "boxes": [s["boxes"] for s in samples],
+        "labels": [s["labels"] for s in samples],
+        "policy": {k: torch.stack([s["policy"][k] for s in samples]) for k in samples[0]["policy"]},
+        "index": torch.tensor([s["index"] for s in samples]),
+    }
+    return images, targets

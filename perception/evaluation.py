@@ -1,0 +1,117 @@
+"""Evaluation of the multi-task network: mIoU (torchmetrics Jaccard), COCO mAP (torchmetrics, pycocotools
+backend) per class, and latency. Results are plain dicts (JSON) with a readable table."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from torchmetrics.classification import MulticlassJaccardIndex
+from torchmetrics.detection import MeanAveragePrecision
+
+from perception.classes import IGNORE_INDEX, ClassMap
+from perception.dataset import collate
+from perception.postprocess import postprocess
+
+
+@dataclass
+class EvalResult:
+    """Segmentation IoU and detection AP per class, their means, and latency."""
+
+    images: int
+    iou: dict[str, float]  # per segmentation class present in the ground truth
+    miou: float  # mean over those classes
+    ap50: dict[str, float]  # AP at IoU 0.5 per detection class present in the ground truth
+    ap: dict[str, float]  # AP averaged over IoU 0.5:0.95 per detection class
+    map50: float  # mean of ap50
+    map: float  # mean of ap
+    gt_boxes: dict[str, int] = field(default_factory=dict)  # ground-truth boxes per class
+    latency_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def flat(self) -> dict[str, float]:
+        """Scalars for logs: miou, map50, map and the per-class values."""
+        out = {"miou": self.miou, "map50": self.map50, "map": self.map}
+        out |= {f"iou/{k}": v for k, v in self.iou.items()}
+        out |= {f"ap50/{k}": v for k, v in self.ap50.items()}
+        return out
+
+    def table(self) -> str:
+        lines = [f"{'segmentation class':<22}{'IoU':>8}"]
+        lines += [f"{k:<22}{v:8.3f}" for k, v in self.iou.items()]
+        lines += [f"{'mean (classes present)':<22}{self.miou:8.3f}", "",
+                  f"{'detection class':<22}{'boxes':>7}{'AP50':>8}{'AP50:95':>9}"]  # fmt: skip
+        lines += [f"{k:<22}{self.gt_boxes.get(k, 0):7d}{self.ap50[k]:8.3f}{self.ap[k]:9.3f}" for k in self.ap50]
+        lines.append(f"{'mean (classes present)':<22}{sum(self.gt_boxes.values()):7d}{self.map50:8.3f}{self.map:9.3f}")
+        if self.latency_ms:
+            lines += ["", "latency (ms): " + ", ".join(f"{k} {v:.2f}" for k, v in self.latency_ms.items())]
+        return "\n".join(lines)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, dataset: Dataset, class_map: ClassMap, batch_size: int = 16, score_threshold: float = 0.01,
+    device: str | torch.device = "cpu",
+) -> EvalResult:  # fmt: skip
+    """mIoU over the segmentation classes present in the ground truth; AP per detection class present."""
+    model.eval()
+    num_seg = len(class_map.seg)
+    jaccard = MulticlassJaccardIndex(num_seg, average="none", ignore_index=IGNORE_INDEX).to(device)
+    seg_pixels = torch.zeros(num_seg, dtype=torch.long)
+    map_all = MeanAveragePrecision(box_format="xyxy", iou_type="bbox", class_metrics=True, backend="pycocotools")
+    map_50 = MeanAveragePrecision(box_format="xyxy", iou_type="bbox", iou_thresholds=[0.5], class_metrics=True,
+                                  backend="pycocotools")  # fmt: skip
+    gt_counts = torch.zeros(len(class_map.det), dtype=torch.long)
+    images = 0
+    for inputs, targets in DataLoader(dataset, batch_size, collate_fn=collate):
+        outputs = model(inputs.to(device))
+        predictions = postprocess(outputs, score_threshold=score_threshold, max_detections=100)
+        mask = targets["mask"].to(device).long()
+        jaccard.update(outputs["seg"].argmax(1), mask)
+        seg_pixels += torch.bincount(mask[mask != IGNORE_INDEX].flatten().cpu(), minlength=num_seg)
+        preds = [{"boxes": p.boxes.cpu(), "scores": p.scores.cpu(), "labels": p.labels.cpu()} for p in predictions]
+        gts = [{"boxes": b, "labels": l} for b, l in zip(targets["boxes"], targets["labels"])]
+        for l in targets["labels"]:
+            gt_counts += torch.bincount(l, minlength=len(class_map.det))
+        map_all.update(preds, gts)
+        map_50.update(preds, gts)
+        images += len(inputs)
+    iou_all = jaccard.compute().cpu()
+    iou = {name: float(iou_all[i]) for i, name in enumerate(class_map.seg_names) if seg_pixels[i] > 0}
+    ap = _per_class(map_all.compute(), class_map, gt_counts)
+    ap50 = _per_class(map_50.compute(), class_map, gt_counts)
+    return EvalResult(
+        images=images, iou=iou, miou=sum(iou.values()) / max(1, len(iou)), ap50=ap50, ap=ap,
+        map50=sum(ap50.values()) / max(1, len(ap50)), map=sum(ap.values()) / max(1, len(ap)),
+        gt_boxes={name: int(gt_counts[i]) for i, name in enumerate(class_map.det_names) if gt_counts[i] > 0},
+    )  # fmt: skip
+
+
+def _per_class(result: dict, class_map: ClassMap, gt_counts: torch.Tensor) -> dict[str, float]:
+    """AP per class with ground truth (COCO's -1 for 'no ground truth' dropped)."""
+    classes = result["classes"].flatten().tolist()
+    values = result["map_per_class"].flatten().tolist()
+    by_class = dict(zip(classes, values))
+    return {name: max(0.0, by_class.get(i, 0.0)) for i, name in enumerate(class_map.det_names) if gt_counts[i] > 0}
+
+
+@torch.no_grad()
+def measure_latency(model: nn.Module, size: tuple[int, int] = (160, 320), batch: int = 1, runs: int = 50,
+                    warmup: int = 5) -> float:  # fmt: skip
+    """Median milliseconds of one forward pass (no post-processing) on a uint8 batch, on the CPU."""
+    model.eval()
+    x = torch.randint(0, 256, (batch, 3, *size), dtype=torch.uint8)
+    for _ in range(warmup):
+        model(x)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        model(x)
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)

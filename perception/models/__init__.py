@@ -1,0 +1,1 @@
+"""Multi-task detection + segmentation network: backbone, feature pyramid, heads (see multitask.py)."""

@@ -1,0 +1,76 @@
+"""Decoding of the raw network outputs, outside the network: the same code serves PyTorch and ONNX outputs.
+
+:func:`postprocess` takes the three raw outputs (``seg``, ``heatmap``, ``box``) as torch tensors or NumPy
+arrays and returns one :class:`Prediction` per image: the class map (argmax of ``seg``) and detections
+(heatmap peaks by 3x3 max-pooling, top-k, score threshold, box decoding, class-wise NMS with
+``torchvision.ops.batched_nms``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torchvision.ops import batched_nms
+
+from perception.losses import cell_boxes
+
+
+@dataclass
+class Prediction:
+    """Predictions for one image: boxes (N,4) x1,y1,x2,y2 pixels, scores (N,), labels (N,), seg (H,W)."""
+
+    boxes: torch.Tensor
+    scores: torch.Tensor
+    labels: torch.Tensor
+    seg: torch.Tensor
+
+    def plot(self, image: np.ndarray, class_map, alpha: float = 0.45) -> np.ndarray:
+        """The image (HxWx3 uint8 RGB) with the segmentation overlaid and the boxes drawn."""
+        from perception.visualize import draw_boxes, overlay_mask
+
+        canvas = overlay_mask(image, self.seg.cpu().numpy(), class_map, alpha)
+        return draw_boxes(canvas, self.boxes.cpu().numpy(), self.labels.cpu().numpy(), class_map,
+                          self.scores.cpu().numpy())  # fmt: skip
+
+
+def _tensor(x: torch.Tensor | np.ndarray) -> torch.Tensor:
+    return x if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))
+
+
+def decode_detections(
+    heatmap: torch.Tensor, box: torch.Tensor, stride: int, score_threshold: float = 0.3, nms_iou: float = 0.6,
+    top_k: int = 100, max_detections: int = 50,
+) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:  # fmt: skip
+    """heatmap (B,C,h,w) logits, box (B,4,h,w) distances -> per image (boxes, scores, labels)."""
+    if heatmap.shape[0] != box.shape[0] or heatmap.shape[-2:] != box.shape[-2:] or box.shape[1] != 4:
+        raise ValueError(f"heatmap {tuple(heatmap.shape)} and box {tuple(box.shape)} do not match (box needs 4 channels)")
+    scores = heatmap.float().sigmoid()
+    peaks = scores * (F.max_pool2d(scores, 3, stride=1, padding=1) == scores)
+    batch, classes, h, w = scores.shape
+    boxes = cell_boxes(box.float(), stride).flatten(2)  # (B,4,h*w)
+    top_scores, top_index = peaks.flatten(1).topk(min(top_k, classes * h * w), dim=1)
+    results = []
+    for b in range(batch):
+        keep = top_scores[b] >= score_threshold
+        s, index = top_scores[b][keep], top_index[b][keep]
+        labels, cells = index // (h * w), index % (h * w)
+        bx = boxes[b][:, cells].T
+        kept = batched_nms(bx, s, labels, nms_iou)[:max_detections]
+        results.append((bx[kept], s[kept], labels[kept]))
+    return results
+
+
+def postprocess(
+    outputs: Mapping[str, torch.Tensor | np.ndarray], score_threshold: float = 0.3, nms_iou: float = 0.6,
+    max_detections: int = 50,
+) -> list[Prediction]:  # fmt: skip
+    """Raw outputs (``seg`` (B,K,H,W), ``heatmap`` (B,C,h,w), ``box`` (B,4,h,w)) -> one Prediction per image."""
+    seg, heatmap, box = (_tensor(outputs[k]) for k in ("seg", "heatmap", "box"))
+    stride = seg.shape[-1] // heatmap.shape[-1]
+    detections = decode_detections(heatmap, box, stride, score_threshold, nms_iou, max_detections=max_detections)
+    classes = seg.argmax(1)
+    return [Prediction(b, s, l, classes[i]) for i, (b, s, l) in enumerate(detections)]

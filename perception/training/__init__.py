@@ -1,0 +1,1 @@
+"""Task-agnostic training machinery: Trainer, checkpoints, torchrun/DDP helpers."""
