@@ -1,0 +1,44 @@
+"""The model set shipped in models/ loads, describes itself and drives (so `drivestack drive` works after install)."""
+
+from pathlib import Path
+
+import numpy as np
+
+from perception.engine import EngineConfig
+from planning.policy_agent import OnnxDriver, PolicyAgent, TorchDriver
+from sim.interface import RouteSpec
+from sim.settings import SimConfig
+from tools.drive import DriveConfig
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
+
+
+def test_shipped_files_are_the_drive_defaults_and_small():
+    config = DriveConfig()
+    for name in (config.model, config.onnx_model):
+        assert (MODELS.parent / name).is_file(), name
+    assert sum(f.stat().st_size for f in MODELS.iterdir()) < 20e6
+
+
+def test_shipped_model_follows_the_route_without_infractions():
+    from sim.embedded import EmbeddedSimulator
+
+    config = SimConfig()
+    agent = PolicyAgent(TorchDriver(MODELS / "driving.pt"))
+    agent.setup(config)
+    with EmbeddedSimulator(config) as sim:
+        obs = sim.reset(100, RouteSpec(town=2000, length=250))
+        for _ in range(120):
+            obs = sim.step(agent(obs))
+            assert not obs.events.collisions and not obs.events.off_road
+    assert obs.route_progress >= 10.0, "the shipped model should drive off along its route"
+
+
+def test_shipped_onnx_graph_agrees_with_the_checkpoint():
+    torch_driver = TorchDriver(MODELS / "driving.pt")
+    onnx_driver = OnnxDriver(MODELS / "driving_fused_int8.onnx", EngineConfig(warmup=0))
+    assert onnx_driver.meta["kind"] == "fused" and onnx_driver.meta["image_size"] == [160, 320]
+    frame = np.random.default_rng(0).integers(0, 256, (160, 320, 3), dtype=np.uint8)
+    a, b = torch_driver(frame, 5.0, 4), onnx_driver(frame, 5.0, 4)
+    assert np.abs(a["path"] - b["path"]).max() < 1.0
+    assert (a["seg"].argmax(1) == b["seg"].argmax(1)).mean() > 0.8
