@@ -120,6 +120,9 @@ def run_suite(
     """Drive every route not yet recorded under ``out/routes``; return all records and their summary."""
     routes_dir = out / "routes"
     routes_dir.mkdir(parents=True, exist_ok=True)
+    unknown = sorted(set(only or []) - {r.name for r in suite.routes})
+    if unknown:
+        raise ValueError(f"routes {unknown} are not in suite '{suite.name}' (has {[r.name for r in suite.routes]})")
     routes = [r for r in suite.routes if not only or r.name in only]
     todo = [r for r in routes if not _finished(routes_dir / f"{r.name}.json")]
     bar = tqdm(total=len(routes), initial=len(routes) - len(todo), desc=f"drive {suite.name}", unit="route")
