@@ -76,3 +76,19 @@ def test_expert_completes_routes_without_infractions(sim_config):
             result = scorer.result()
             assert result.outcome == "completed" and result.completion == 100.0
             assert result.infractions == {}, result.infractions
+
+
+def test_expert_verb_records_each_route_and_resumes(tmp_path, sim_config, capsys):
+    import json
+
+    from tools.expert_eval import ExpertEvalConfig, run
+
+    config = ExpertEvalConfig(routes=2, towns=[20], route_length=80.0, workers=1, out=str(tmp_path), sim=sim_config)
+    assert run(config) == 0
+    records = sorted((tmp_path / "routes").glob("*.json"))
+    assert [p.stem for p in records] == ["town0020_route000", "town0020_route001"]
+    assert all(json.loads(p.read_text())["completion"] == 100.0 for p in records)
+    before = [p.stat().st_mtime_ns for p in records]
+    assert run(config) == 0  # resumes: nothing is driven again
+    assert [p.stat().st_mtime_ns for p in records] == before
+    assert "routes 2: driving score" in capsys.readouterr().out

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from planning.metrics import RouteResult, RouteScorer, route_timeout, summarize
+from planning.metrics import RouteResult, summarize
 from sim.dataset_io import write_json_atomic
 from sim.interface import RouteSpec
 from sim.settings import SimConfig
@@ -39,24 +39,13 @@ def route_specs(config: ExpertEvalConfig) -> list[tuple[str, int, RouteSpec]]:
     return out
 
 
-def drive_route(sim_config: SimConfig, name: str, seed: int, route: RouteSpec) -> RouteResult:
-    """Drive one route with the expert, without rendering."""
-    from sim.embedded import EmbeddedSimulator
-    from sim.expert import ExpertDriver
-
-    with EmbeddedSimulator(sim_config) as sim:
-        expert = ExpertDriver(sim_config)
-        obs = sim.reset(seed, route)
-        scorer = RouteScorer(name, timeout_s=route_timeout(obs.route_length))
-        while not scorer.done:
-            obs = sim.step(expert.run_step(obs), render=False)
-            scorer.update(obs)
-    return scorer.result()
-
-
 def _worker(args) -> dict:
+    """Drive one route with the expert (no rendering: it reads the ground truth only)."""
+    from planning.agent import ExpertAgent
+    from planning.evaluation import SuiteRoute, drive_route
+
     sim_config, name, seed, route = args
-    return drive_route(sim_config, name, seed, route).to_dict()
+    return drive_route(ExpertAgent(), sim_config, SuiteRoute(name=name, town=route.town, seed=seed, length=route.length)).to_dict()
 
 
 def run(config: ExpertEvalConfig) -> int:
