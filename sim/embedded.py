@@ -158,29 +158,16 @@ class EmbeddedSimulator(Simulator):
             hl, hw, hh = n.extent
             body_h = hh * 0.55
             yaw = math.degrees(n.yaw)
-            rows.append((n.x, n.y, body_h + 0.15, hl, hw, body_h, yaw, n.color, n.tag, n.id))
+            rows.append((n.x, n.y, body_h + 0.15, hl, hw, body_h, yaw, n.color, n.tag, n.id, 0.0, 0))
             cabin = 0.55 if n.tag == Tag.CAR else 0.9
             cx, cy = n.x - math.cos(n.yaw) * hl * 0.1, n.y - math.sin(n.yaw) * hl * 0.1
             rows.append((cx, cy, 2 * body_h + 0.15 + (hh * 2 - 2 * body_h - 0.15) / 2, hl * cabin, hw * 0.9,
-                         (hh * 2 - 2 * body_h - 0.15) / 2, yaw, tuple(int(c * 0.7) for c in n.color), n.tag, n.id))
+                         (hh * 2 - 2 * body_h - 0.15) / 2, yaw, tuple(int(c * 0.7) for c in n.color), n.tag, n.id, 0.0, 0))
         for w in self.traffic.walkers:
             yaw = math.degrees(w.yaw)
-            rows.append((w.x, w.y, 0.75, 0.18, 0.25, 0.75, yaw, w.color, Tag.PEDESTRIANS, w.id))
-            rows.append((w.x, w.y, 1.65, 0.12, 0.12, 0.13, yaw, (200, 160, 130), Tag.PEDESTRIANS, w.id))
-        if not rows:
-            return BoxInstances.empty()
-        cols = list(zip(*rows))
-        n = len(rows)
-        return BoxInstances(
-            center=np.array(list(zip(cols[0], cols[1], cols[2])), dtype=np.float32),
-            half=np.array(list(zip(cols[3], cols[4], cols[5])), dtype=np.float32),
-            yaw=np.array(cols[6], dtype=np.float32),
-            color=np.array(cols[7], dtype=np.uint8),
-            tag=np.array(cols[8], dtype=np.uint8),
-            instance=np.array(cols[9], dtype=np.uint16),
-            emissive=np.zeros(n, dtype=np.float32),
-            pattern=np.zeros(n, dtype=np.uint8),
-        )
+            rows.append((w.x, w.y, 0.75, 0.18, 0.25, 0.75, yaw, w.color, Tag.PEDESTRIANS, w.id, 0.0, 0))
+            rows.append((w.x, w.y, 1.65, 0.12, 0.12, 0.13, yaw, (200, 160, 130), Tag.PEDESTRIANS, w.id, 0.0, 0))
+        return BoxInstances.from_rows(rows)
 
     def _render(self, pose: Pose, states: list[TrafficLightState]) -> dict[str, CameraFrame]:
         scene = self._scene

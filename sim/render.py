@@ -219,6 +219,23 @@ class BoxInstances:
         return BoxInstances(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(BoxInstances)))
 
     @staticmethod
+    def from_rows(rows: list[tuple]) -> BoxInstances:
+        """Boxes from rows (cx, cy, cz, hx, hy, hz, yaw_deg, (r, g, b), tag, instance, emissive, pattern)."""
+        if not rows:
+            return BoxInstances.empty()
+        cols = list(zip(*rows))
+        return BoxInstances(
+            center=np.array(list(zip(cols[0], cols[1], cols[2])), dtype=np.float32),
+            half=np.array(list(zip(cols[3], cols[4], cols[5])), dtype=np.float32),
+            yaw=np.array(cols[6], dtype=np.float32),
+            color=np.array(cols[7], dtype=np.uint8),
+            tag=np.array(cols[8], dtype=np.uint8),
+            instance=np.array(cols[9], dtype=np.uint16),
+            emissive=np.array(cols[10], dtype=np.float32),
+            pattern=np.array(cols[11], dtype=np.uint8),
+        )
+
+    @staticmethod
     def empty() -> BoxInstances:
         """No boxes."""
         return BoxInstances(

@@ -187,23 +187,6 @@ class TownScene:
         r = int(half / self.res)
         self._occupied[max(int(px[1]) - r, 0) : int(px[1]) + r + 1, max(int(px[0]) - r, 0) : int(px[0]) + r + 1] = 1
 
-    @staticmethod
-    def _boxes(rows: list[tuple]) -> BoxInstances:
-        """rows: (cx, cy, cz, hx, hy, hz, yaw_deg, (r,g,b), tag, instance, emissive, pattern)."""
-        if not rows:
-            return BoxInstances.empty()
-        cols = list(zip(*rows))
-        return BoxInstances(
-            center=np.array(list(zip(cols[0], cols[1], cols[2])), dtype=np.float32),
-            half=np.array(list(zip(cols[3], cols[4], cols[5])), dtype=np.float32),
-            yaw=np.array(cols[6], dtype=np.float32),
-            color=np.array(cols[7], dtype=np.uint8),
-            tag=np.array(cols[8], dtype=np.uint8),
-            instance=np.array(cols[9], dtype=np.uint16),
-            emissive=np.array(cols[10], dtype=np.float32),
-            pattern=np.array(cols[11], dtype=np.uint8),
-        )
-
     def _traffic_lights(self, footprints: list) -> BoxInstances:
         rows = []
         for light in self.town.lights:
@@ -220,7 +203,7 @@ class TownScene:
                 rows.append((lx, ly, z, 0.03, 0.11, 0.11, yaw, LAMP_OFF, Tag.TRAFFIC_LIGHT, light.actor_id, 1.0, 0))
             footprints.append((light.x, light.y, 0.0, 0.15, 0.15))
             self._occupy(light.x, light.y, 1.0)
-        return self._boxes(rows)
+        return BoxInstances.from_rows(rows)
 
     def _street_poles(self, footprints: list) -> BoxInstances:
         rows = []
@@ -235,7 +218,7 @@ class TownScene:
                 rows.append((px, py, 3.0, 0.12, 0.12, 3.0, math.degrees(h), (120, 120, 125), Tag.POLES, 0, 0.0, 0))
                 footprints.append((px, py, h, 0.12, 0.12))
                 self._occupy(px, py, 0.5)
-        return self._boxes(rows)
+        return BoxInstances.from_rows(rows)
 
     def _trees(self, footprints: list) -> BoxInstances:
         rows = []
@@ -257,7 +240,7 @@ class TownScene:
                 rows.append((tx, ty, trunk_h + canopy, canopy, canopy, canopy, yaw, green, Tag.VEGETATION, 0, 0.0, 0))
                 footprints.append((tx, ty, math.radians(yaw), 0.2, 0.2))
                 self._occupy(tx, ty, canopy)
-        return self._boxes(rows)
+        return BoxInstances.from_rows(rows)
 
     def _buildings(self, footprints: list) -> BoxInstances:
         rows = []
@@ -274,7 +257,7 @@ class TownScene:
             rows.append((x, y, height / 2, half_l, half_w, height / 2, yaw, color, Tag.BUILDINGS, 0, 0.0, 1))
             footprints.append((x, y, math.radians(yaw), half_l, half_w))
             self._occupy(x, y, half + 1.0)
-        return self._boxes(rows)
+        return BoxInstances.from_rows(rows)
 
     def lamp_colors(self, states: list[int]) -> np.ndarray:
         """Colours of every lamp row for the given light states (carla.TrafficLightState values)."""
