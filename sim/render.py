@@ -10,6 +10,8 @@ gives, pixel (u, v) covering [u, u+1) x [v, v+1), and every output is sampled at
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import math
 from dataclasses import dataclass, fields
 
@@ -350,6 +352,14 @@ class _Target:
             obj.release()
 
 
+def _load_llvm_users_before_mesa() -> None:
+    """Import triton (shipped with PyPI's CUDA torch) before Mesa's llvmpipe starts: loaded after a Mesa EGL
+    context exists, its own LLVM clashes with Mesa's and the process segfaults (torch imports it lazily,
+    e.g. on the first ``torch._dynamo`` use). Loaded first, both work."""
+    if importlib.util.find_spec("triton") is not None:
+        importlib.import_module("triton")
+
+
 def _gl_matrix(m: np.ndarray) -> bytes:
     """Bytes of a numpy matrix in GLSL's column-major layout."""
     return np.ascontiguousarray(m.T, dtype="f4").tobytes()
@@ -366,6 +376,7 @@ class Renderer:
         if not 0.0 < near < far:
             raise ValueError(f"need 0 < near < far, got near={near}, far={far}")
         self.far = far
+        _load_llvm_users_before_mesa()
         self.ctx = moderngl.create_standalone_context(backend="egl")
         self.ctx.enable(moderngl.DEPTH_TEST | moderngl.CULL_FACE)
         self.targets = [_Target(self.ctx, camera, near, far) for camera in cameras]

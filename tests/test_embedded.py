@@ -202,3 +202,15 @@ def test_running_a_red_light_is_reported_and_stopping_is_not():
             obs = sim.step(VehicleControl(throttle=0.6, steer=expert.run_step(obs).steer), render=False)
             ran |= obs.events.red_light
         assert ran
+
+
+def test_torch_compiler_stack_can_load_after_the_renderer_started():
+    """triton's LLVM, loaded after Mesa's llvmpipe, used to segfault the process (the renderer now loads it first)."""
+    import subprocess
+    import sys
+
+    code = ("from sim.render import Renderer, GroundMap; import numpy as np; from sim.settings import CameraConfig;"
+            "Renderer([CameraConfig()], GroundMap(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8), np.uint8), 0.0, 0.0, 1.0));"
+            "import torch._dynamo")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
