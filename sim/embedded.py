@@ -169,12 +169,22 @@ class EmbeddedSimulator(Simulator):
             rows.append((w.x, w.y, 1.65, 0.12, 0.12, 0.13, yaw, (200, 160, 130), Tag.PEDESTRIANS, w.id, 0.0, 0))
         return BoxInstances.from_rows(rows)
 
+    def _facing_states(self, camera_to_world: np.ndarray, states: list[TrafficLightState]) -> dict[int, TrafficLightState]:
+        """States of the lights whose lamps face the camera (within 60 degrees, as visors allow); seen from behind or the side a
+        head shows no state, so its box carries none."""
+        cam = camera_to_world[:2, 3]
+        facing = {}
+        for light, state in zip(self.town.lights, states):
+            to_cam = cam - (light.x, light.y)
+            if np.dot(to_cam, (math.cos(light.yaw), math.sin(light.yaw))) > math.cos(math.radians(60)) * np.hypot(*to_cam):
+                facing[light.actor_id] = state
+        return facing
+
     def _render(self, pose: Pose, states: list[TrafficLightState]) -> dict[str, CameraFrame]:
         scene = self._scene
         static = scene.boxes
         static.color[scene.lamp_rows.reshape(-1)] = scene.lamp_colors(states).reshape(-1, 3)
         boxes = BoxInstances.concat([static, self.dynamic_boxes()])
-        light_states = {light.actor_id: state for light, state in zip(self.town.lights, states)}
         ego_m = pose.matrix()
         mounts = [ego_m @ Pose(c.x, c.y, c.z, c.roll, c.pitch, c.yaw).matrix() for c in self.config.cameras]
         views = self._renderer.render(mounts, boxes, self.lighting)
@@ -182,7 +192,7 @@ class EmbeddedSimulator(Simulator):
         for cam, m, view in zip(self.config.cameras, mounts, views):
             K = intrinsics(cam.width, cam.height, cam.fov)
             instance = view.instance.copy()
-            boxes2d = visible_boxes(instance, boxes, m, K, self.config.min_box_pixels, light_states)
+            boxes2d = visible_boxes(instance, boxes, m, K, self.config.min_box_pixels, self._facing_states(m, states))
             frames[cam.name] = CameraFrame(name=cam.name, rgb=view.rgb.copy(), semantic=view.semantic.copy(),
                                            depth=view.depth.copy(), instance=instance, K=K, camera_to_world=m, boxes=boxes2d)
         return frames

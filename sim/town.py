@@ -84,6 +84,7 @@ class LightHead:
     x: float
     y: float
     yaw: float  # radians, the direction the lamps face
+    far: bool = False  # the head across the junction (larger, on a taller pole)
 
 
 class Town:
@@ -253,15 +254,44 @@ class Town:
                 self.sidewalks.append(Sidewalk(id=len(self.sidewalks), road=road.id, side=side, line=line))
 
     def _build_lights(self) -> None:
+        """Two heads per arm of a lit junction: one beside the stop line and one across the junction.
+
+        The near head leaves the camera's view as the car stops at the line; the far head stays in view
+        (as in CARLA's towns). Both heads of an arm share its phase; ``lane_light`` returns the near one.
+        """
         c = self.config
         for jn in (j for j in self.junctions if j.lit):
             for arm, road_id in enumerate(jn.roads):
                 lane = self._road_lanes(road_id, jn.id)[-1]
                 x, y, h = lane.line.at(lane.stop_s)
+                right = np.array([-math.sin(h), math.cos(h)])
                 offset = 0.5 * c.lane_width + c.sidewalk_width - 0.6
-                px, py = x - math.sin(h) * offset, y + math.cos(h) * offset
+                near = np.array([x, y]) + right * offset
                 self.lights.append(LightHead(actor_id=1000 + len(self.lights), junction=jn.id, road=road_id, arm=arm,
-                                             x=px, y=py, yaw=h + math.pi))
+                                             x=float(near[0]), y=float(near[1]), yaw=h + math.pi))
+                far = self._far_side_spot(jn, np.array([x, y]), h, offset)
+                if far is not None:
+                    self.lights.append(LightHead(actor_id=1000 + len(self.lights), junction=jn.id, road=road_id, arm=arm,
+                                                 x=float(far[0]), y=float(far[1]), yaw=h + math.pi, far=True))
+
+    def _far_side_spot(self, jn: Junction, stop: np.ndarray, heading: float, offset: float) -> np.ndarray | None:
+        """A pole position straight across the junction, right of the path and clear of every lane (None if none)."""
+        forward = np.array([math.cos(heading), math.sin(heading)])
+        right = np.array([-math.sin(heading), math.cos(heading)])
+        rel = stop - jn.center
+        b = float(rel @ forward)
+        disc = b * b - float(rel @ rel) + jn.radius**2
+        if disc <= 0:
+            return None
+        across = -b + math.sqrt(disc) + 1.0  # past the far edge of the junction disc
+        lanes = np.concatenate([l.line.points for l in self.lanes if l.junction == jn.id or l.end_junction == jn.id
+                                or (l.road is not None and jn.id in (self.roads[l.road].a, self.roads[l.road].b))])
+        clearance = 0.5 * self.config.lane_width + 1.0
+        for extra in np.arange(0.0, 6.01, 0.5):
+            spot = stop + forward * across + right * (offset + extra)
+            if np.hypot(*(lanes - spot).T).min() >= clearance:
+                return spot
+        return None
 
     # -- queries ----------------------------------------------------------------------------------
     def light_state(self, junction: int, arm: int, t: float) -> TrafficLightState:

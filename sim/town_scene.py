@@ -19,6 +19,11 @@ SHIFT = 4  # fixed-point bits for cv2 drawing (sub-texel precision)
 LINE_WIDTH = 0.15
 LIGHT_POLE_HEIGHT = 3.2
 HOUSING_HALF = (0.18, 0.2, 0.5)  # half extents of a light housing (depth, width, height)
+LAMP_HALF = 0.11  # half size of a lamp
+# Far-side heads, seen from 25-35 m, are larger (30 cm lenses, as far-side signals use) and higher.
+FAR_POLE_HEIGHT = 4.0
+FAR_HOUSING_HALF = (0.25, 0.3, 0.8)
+FAR_LAMP_HALF = 0.2
 
 
 @dataclass
@@ -192,15 +197,15 @@ class TownScene:
         for light in self.town.lights:
             yaw = math.degrees(light.yaw)
             fx, fy = math.cos(light.yaw), math.sin(light.yaw)
-            hz = HOUSING_HALF[2]
-            zc = LIGHT_POLE_HEIGHT + hz
+            pole_h, housing, lamp = (FAR_POLE_HEIGHT, FAR_HOUSING_HALF, FAR_LAMP_HALF) if light.far else (LIGHT_POLE_HEIGHT, HOUSING_HALF, LAMP_HALF)
+            zc = pole_h + housing[2]
             gray = (60, 62, 58)
-            rows.append((light.x, light.y, LIGHT_POLE_HEIGHT / 2, 0.1, 0.1, LIGHT_POLE_HEIGHT / 2, yaw, gray, Tag.POLES, 0, 0.0, 0))
-            rows.append((light.x, light.y, zc, *HOUSING_HALF, yaw, (30, 30, 30), Tag.TRAFFIC_LIGHT, light.actor_id, 0.0, 0))
+            rows.append((light.x, light.y, pole_h / 2, 0.1, 0.1, pole_h / 2, yaw, gray, Tag.POLES, 0, 0.0, 0))
+            rows.append((light.x, light.y, zc, *housing, yaw, (30, 30, 30), Tag.TRAFFIC_LIGHT, light.actor_id, 0.0, 0))
             for k in range(3):
-                z = zc + (1 - k) * 0.3
-                lx, ly = light.x + fx * (HOUSING_HALF[0] + 0.03), light.y + fy * (HOUSING_HALF[0] + 0.03)
-                rows.append((lx, ly, z, 0.03, 0.11, 0.11, yaw, LAMP_OFF, Tag.TRAFFIC_LIGHT, light.actor_id, 1.0, 0))
+                z = zc + (1 - k) * (housing[2] - lamp) * 0.75
+                lx, ly = light.x + fx * (housing[0] + 0.03), light.y + fy * (housing[0] + 0.03)
+                rows.append((lx, ly, z, 0.03, lamp, lamp, yaw, LAMP_OFF, Tag.TRAFFIC_LIGHT, light.actor_id, 1.0, 0))
             footprints.append((light.x, light.y, 0.0, 0.15, 0.15))
             self._occupy(light.x, light.y, 1.0)
         return BoxInstances.from_rows(rows)

@@ -73,8 +73,11 @@ def test_boxes_semantic_instance_and_depth_agree():
                 assert (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) == (box.x1, box.y1, box.x2, box.y2)
                 assert (cam.semantic[mask] == box.tag).all()
                 assert 0.0 < box.visibility <= 1.0
-                if box.kind == ActorKind.TRAFFIC_LIGHT:
-                    assert box.light_state is not None
+                if box.kind == ActorKind.TRAFFIC_LIGHT:  # a head shows its state only to cameras in front of it
+                    light = next(l for l in sim.town.lights if l.actor_id == box.actor_id)
+                    to_camera = cam.camera_to_world[:2, 3] - (light.x, light.y)
+                    cos_angle = np.dot(to_camera, (np.cos(light.yaw), np.sin(light.yaw))) / np.hypot(*to_camera)
+                    assert (box.light_state is not None) == (cos_angle > 0.5)
                     continue
                 actor = next((a for a in obs.actors if a.id == box.actor_id), None)
                 if actor is None:  # visible but beyond the privileged actor radius

@@ -103,3 +103,22 @@ def test_ground_map_paints_roads_lines_and_sidewalks(town):
         assert on_road.mean() > 0.98, f"lane {lane.id} leaves the painted road"
     box_tags = set(np.unique(scene.boxes.tag))
     assert {Tag.BUILDINGS, Tag.VEGETATION, Tag.POLES, Tag.TRAFFIC_LIGHT} <= box_tags
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_each_arm_has_a_far_side_head_in_view_of_the_stop_line_and_off_the_road(seed):
+    town = Town(TownConfig(seed=seed))
+    lanes = np.concatenate([l.line.points for l in town.lanes])
+    arms = [(j.id, arm) for j in town.junctions if j.lit for arm in range(len(j.roads))]
+    far = [l for l in town.lights if l.far]
+    assert len(far) >= 0.9 * len(arms)
+    for light in far:
+        near = next(l for l in town.lights if (l.junction, l.arm) == (light.junction, light.arm) and not l.far)
+        assert town.lane_light(town.lanes[[l.id for l in town.lanes if l.road == light.road and l.end_junction == light.junction][0]]) is near
+        lane = town._road_lanes(light.road, light.junction)[-1]
+        x, y, h = lane.line.at(lane.stop_s - 3.0)  # where a car waits
+        ahead = np.array([light.x - x, light.y - y])
+        angle = np.degrees(np.arctan2(ahead[1], ahead[0]) - h)
+        assert abs((angle + 180) % 360 - 180) < 40, "in a 90-degree camera's view from the stop line"
+        assert 15 < np.hypot(*ahead) < 50
+        assert np.hypot(*(lanes - (light.x, light.y)).T).min() > 0.5 * town.config.lane_width + 0.9, "pole clear of lanes"
