@@ -4,6 +4,9 @@
 the rest in-process or in ``workers`` spawned processes. :func:`record_episode` drives one episode: a
 partial episode keeps its valid prefix (:func:`recover_episode`) and is replayed from reset without
 rendering up to its last kept frame, checking that the replay reproduces the kept measurements.
+
+Who drives is a hook: the expert labels every frame, and a :class:`Driver` picks the control applied from the
+observation and that label (the expert itself by default; a learned agent for DAgger, ``planning.dagger``).
 """
 
 from __future__ import annotations
@@ -123,6 +126,34 @@ def make_expert(sim_config: SimConfig) -> Expert:
     from sim.expert import ExpertDriver
 
     return ExpertDriver(sim_config)
+
+
+class Driver(Protocol):
+    """Who drives while the expert labels: the control to apply (before steering noise) from the observation
+    and the expert's label."""
+
+    needs_cameras: bool  # True: every frame is rendered, replays included (the driver reads the images)
+
+    def reset(self, entry: EpisodeEntry) -> None: ...
+
+    def __call__(self, obs: Observation, label: VehicleControl) -> VehicleControl: ...
+
+
+class ExpertDrives:
+    """The default driver (``collect``): the expert's own control."""
+
+    needs_cameras = False
+
+    def reset(self, entry: EpisodeEntry) -> None:
+        pass
+
+    def __call__(self, obs: Observation, label: VehicleControl) -> VehicleControl:
+        return label
+
+
+def expert_drives(config: CollectConfig) -> Driver:
+    """``make_driver`` of a plain collection."""
+    return ExpertDrives()
 
 
 @dataclass
@@ -373,13 +404,19 @@ def record_episode(
     config: CollectConfig,
     on_step: Callable[[], None] = lambda: None,
     stop: Callable[[], bool] = lambda: False,
+    driver: Driver | None = None,
 ) -> EpisodeEntry | None:
-    """Record (or resume) one episode; returns its completed entry, or None if ``stop()`` turned true."""
+    """Record (or resume) one episode; returns its completed entry, or None if ``stop()`` turned true.
+
+    ``driver`` picks the applied control (default: the expert's); the steering noise is added to it.
+    """
     episode_dir = Path(config.out) / entry.name
     fmt = dataset_format(config)
     kept = {r["frame"]: r for r in recover_episode(episode_dir, fmt)}
     last_kept = max(kept, default=-1)
     noise = SteerNoise(config.noise, entry.noise_seed, sim.dt)
+    driver = driver or ExpertDrives()
+    driver.reset(entry)
     expert.reset()
     obs = sim.reset(seed=entry.route_seed, route=RouteSpec(town=entry.town_seed, length=config.route_length,
                                                            name=entry.name))  # fmt: skip
@@ -387,7 +424,7 @@ def record_episode(
     with EpisodeWriter(episode_dir, fmt, config.jpeg_quality) as writer:
         for frame in itertools.count():
             label = expert.run_step(obs)
-            applied = noise.apply(label)
+            applied = noise.apply(driver(obs, label))
             if frame % config.save_every == 0:
                 record = measurement_record(frame, obs, applied, label, getattr(expert, "target_speed", None))
                 if frame <= last_kept:
@@ -401,7 +438,7 @@ def record_episode(
                 break
             if stop():
                 return None
-            render = (frame + 1) % config.save_every == 0 and frame + 1 > last_kept
+            render = driver.needs_cameras or ((frame + 1) % config.save_every == 0 and frame + 1 > last_kept)
             obs = sim.step(applied, render=render)
     if frame < last_kept:
         raise RecorderError(f"{episode_dir}: the replay ended at frame {frame}, before the kept frame {last_kept}")
@@ -413,6 +450,7 @@ def record_episode(
 # ---------------------------------------------------------------- many episodes
 
 Report = Callable[[tuple], None]  # called with ("step",), ("done", entry) or ("failed", name, traceback)
+MakeDriver = Callable[[CollectConfig], Driver]  # called once per process
 
 
 def _run_episodes(
@@ -422,9 +460,10 @@ def _run_episodes(
     make_expert: Callable[[SimConfig], Expert],
     report: Report,
     stop: Callable[[], bool],
+    make_driver: MakeDriver = expert_drives,
 ) -> None:
     """Record episodes one after the other; a failed episode is reported and its simulator recreated."""
-    sim = None
+    sim = driver = None
     try:
         for entry in entries:
             if stop():
@@ -432,7 +471,8 @@ def _run_episodes(
             try:
                 if sim is None:
                     sim, expert = make_sim(config.sim), make_expert(config.sim)
-                done = record_episode(sim, expert, entry, config, lambda: report(("step",)), stop)
+                driver = driver or make_driver(config)
+                done = record_episode(sim, expert, entry, config, lambda: report(("step",)), stop, driver)
             except Exception:
                 report(("failed", entry.name, traceback.format_exc()))
                 if sim is not None:
@@ -446,11 +486,11 @@ def _run_episodes(
             sim.close()
 
 
-def _worker(index, config, tasks, events, stop_event, make_sim, make_expert) -> None:
+def _worker(index, config, tasks, events, stop_event, make_sim, make_expert, make_driver) -> None:
     """Worker process: episodes from ``tasks`` until None; Ctrl-C is left to the parent (``stop_event``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        _run_episodes(config, iter(tasks.get, None), make_sim, make_expert, events.put, stop_event.is_set)
+        _run_episodes(config, iter(tasks.get, None), make_sim, make_expert, events.put, stop_event.is_set, make_driver)
     finally:
         events.put(("exit", index))
 
@@ -547,6 +587,7 @@ def _run_in_workers(
     collection: _Collection,
     make_sim: Callable[[SimConfig], Simulator],
     make_expert: Callable[[SimConfig], Expert],
+    make_driver: MakeDriver,
 ) -> None:
     """Spawn workers that pull episodes from a queue; their events drive ``collection``."""
     ctx = mp.get_context("spawn")
@@ -554,7 +595,7 @@ def _run_in_workers(
     count = min(config.workers, len(todo))
     for entry in todo + [None] * count:
         tasks.put(entry)
-    args = (config, tasks, events, stop_event, make_sim, make_expert)
+    args = (config, tasks, events, stop_event, make_sim, make_expert, make_driver)
     workers = [ctx.Process(target=_worker, args=(i, *args)) for i in range(count)]
     for worker in workers:
         worker.start()
@@ -594,19 +635,21 @@ def collect(
     config: CollectConfig,
     make_sim: Callable[[SimConfig], Simulator] = make_simulator,
     make_expert: Callable[[SimConfig], Expert] = make_expert,
+    make_driver: MakeDriver = expert_drives,
 ) -> CollectResult:
     """Record every episode of ``config`` that is not complete yet (resuming partial ones).
 
-    With ``workers`` > 1, ``make_sim`` and ``make_expert`` must be picklable (module-level functions).
+    ``make_driver`` builds who drives, once per process (default: the expert). With ``workers`` > 1,
+    ``make_sim``, ``make_expert`` and ``make_driver`` must be picklable (module-level functions).
     """
     manifest = open_manifest(config)
     todo = [e for e in manifest.episodes if e.status != "completed"]
     collection = _Collection(config, manifest, todo)
     try:
         if config.workers == 1 or len(todo) <= 1:
-            _run_episodes(config, todo, make_sim, make_expert, collection.handle, lambda: False)
+            _run_episodes(config, todo, make_sim, make_expert, collection.handle, lambda: False, make_driver)
         else:
-            _run_in_workers(config, todo, collection, make_sim, make_expert)
+            _run_in_workers(config, todo, collection, make_sim, make_expert, make_driver)
     except KeyboardInterrupt:
         collection.result.interrupted = True
     finally:

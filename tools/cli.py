@@ -19,6 +19,7 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 VERBS = {
     "run": "tools.run",
     "collect": "tools.collect",
+    "dagger": "tools.dagger",
     "validate": "tools.validate",
     "look": "tools.look",
     "bench-loader": "tools.bench_loader",

@@ -21,6 +21,14 @@ def summary(config: CollectConfig, result: CollectResult) -> str:
     return text
 
 
+def finish(config: CollectConfig, result: CollectResult) -> int:
+    """Print the summary; the exit code: 0 done, 1 episodes left incomplete, 130 interrupted."""
+    print(summary(config, result))
+    if result.interrupted:
+        return 130
+    return 1 if result.incomplete else 0
+
+
 def run(config: CollectConfig) -> int:
     """Collect. Exit code: 0 done, 1 episodes left incomplete, 2 the dataset cannot be resumed, 130 interrupted."""
     try:
@@ -28,7 +36,4 @@ def run(config: CollectConfig) -> int:
     except DatasetError as e:
         print(f"collect: {e}", file=sys.stderr)
         return 2
-    print(summary(config, result))
-    if result.interrupted:
-        return 130
-    return 1 if result.incomplete else 0
+    return finish(config, result)

@@ -9,6 +9,7 @@ from typing import Literal
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import ConcatDataset
 
 from perception.augment import Augment, AugmentConfig
 from perception.classes import ClassMap
@@ -21,6 +22,7 @@ from planning.driving_model import DrivingModelConfig, build_policy_training
 from planning.labels import path_points
 from planning.policy import PolicyConfig, ground_truth_to_policy_inputs
 from sim.config import config_from_dict
+from sim.dataset_io import MANIFEST_NAME, DatasetError
 
 BUILDER = "planning.driving_model:build_policy_training"
 
@@ -33,6 +35,7 @@ class PolicyTrainConfig:
     perception: str = "runs/perception/last.pt"  # (str) perception checkpoint (its weights are frozen into the driving model)
     init: str = ""  # (str) policy checkpoint to start from (e.g. the ground-truth stage); empty = from scratch
     data: DataConfig = field(default_factory=lambda: DataConfig(root="data/driving"))
+    extra_roots: list[str] = field(default_factory=list)  # (list[str]) more datasets whose train-town frames join training
     classes: ClassMap = field(default_factory=ClassMap)
     augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(affine=0.0))
     model: PolicyConfig = field(default_factory=PolicyConfig)
@@ -44,10 +47,39 @@ CONFIG_CLASS = PolicyTrainConfig
 DEFAULT_CONFIG = "policy.yaml"
 
 
+class FrameUnion(ConcatDataset):
+    """Driving datasets as one training split: sample indices are global (:class:`PolicyBatches` looks labels up
+    in ``frames``) and ``set_epoch`` reaches every part."""
+
+    def __init__(self, parts: list[DrivingDataset]) -> None:
+        for part in parts[1:]:
+            if part.shape != parts[0].shape:
+                (h, w), (h0, w0) = part.shape, parts[0].shape
+                raise DatasetError(part.root / MANIFEST_NAME, f"camera '{part.camera}' is {h}x{w} (HxW), but {parts[0].root} "
+                                                              f"has {h0}x{w0}; the frames of one training split must match")
+        super().__init__(parts)
+        self.frames = [frame for part in parts for frame in part.frames]
+
+    def __getitem__(self, index: int) -> dict:
+        return {**super().__getitem__(index), "index": index}
+
+    def set_epoch(self, epoch: int) -> None:
+        for part in self.datasets:
+            part.set_epoch(epoch)
+
+
+def training_set(config: PolicyTrainConfig, augment: Augment | None) -> DrivingDataset | FrameUnion:
+    """The train towns' frames of ``data.root`` and, with ``extra_roots``, of those datasets too."""
+    d = config.data
+    parts = [DrivingDataset(root, d.train_towns, config.classes, d.camera, augment, d.cache, config.train.seed)
+             for root in [d.root, *config.extra_roots]]  # fmt: skip
+    return FrameUnion(parts) if config.extra_roots else parts[0]
+
+
 class PolicyBatches:
     """Collate for policy training: images or privileged inputs, plus path and target-speed labels."""
 
-    def __init__(self, dataset: DrivingDataset, config: PolicyTrainConfig, gaussian_alpha: float):
+    def __init__(self, dataset: DrivingDataset | FrameUnion, config: PolicyTrainConfig, gaussian_alpha: float):
         self.dataset, self.config, self.alpha = dataset, config, gaussian_alpha
 
     def __call__(self, samples: list[dict]) -> tuple[dict, dict]:
@@ -55,14 +87,15 @@ class PolicyBatches:
         p, m = t["policy"], self.config.model
         paths, valid = zip(*(path_points(w.numpy(), v.numpy(), m.num_points, m.point_spacing)
                              for w, v in zip(p["waypoints"], p["waypoints_valid"])))  # fmt: skip
-        speeds = [self.dataset.frames[int(i)].record.get("expert_target_speed") for i in t["index"]]
+        frames = [self.dataset.frames[int(i)] for i in t["index"]]
+        unlabelled = [f.episode for f in frames if f.record.get("expert_target_speed") is None]
+        if unlabelled:
+            raise ValueError(f"{unlabelled[0]}: frames without expert_target_speed; re-record with this version")
         targets = {
             "path": torch.from_numpy(np.stack(paths)),
             "path_valid": torch.from_numpy(np.stack(valid)),
-            "target_speed": torch.tensor([np.nan if s is None else s for s in speeds], dtype=torch.float32),
+            "target_speed": torch.tensor([f.record["expert_target_speed"] for f in frames], dtype=torch.float32),
         }
-        if torch.isnan(targets["target_speed"]).any():
-            raise ValueError(f"{self.dataset.root}: frames without expert_target_speed; re-record with this version")
         inputs = {"speed": p["speed"], "command": p["command"]}
         if self.config.inputs == "ground_truth":
             size = (images.shape[-2] // DET_STRIDE, images.shape[-1] // DET_STRIDE)
@@ -112,8 +145,7 @@ def run(config: PolicyTrainConfig) -> int:
     model, model_config = build_model(config)
     perception_meta = load_checkpoint(config.perception).get("meta", {})
     augment = Augment(config.augment) if config.augment.enabled else None
-    train_set = DrivingDataset(config.data.root, config.data.train_towns, config.classes, config.data.camera, augment,
-                               config.data.cache, config.train.seed)  # fmt: skip
+    train_set = training_set(config, augment)
     val_set = DrivingDataset(config.data.root, config.data.val_towns, config.classes, config.data.camera, None, config.data.cache)
     batches = PolicyBatches(train_set, config, model_config.perception.gaussian_alpha)
     val_batches = PolicyBatches(val_set, config, model_config.perception.gaussian_alpha)
