@@ -38,6 +38,7 @@ class PolicyConfig:
     num_points: int = 5  # (int) path points
     point_spacing: float = 2.0  # (float) metres between path points along the path (first at one spacing)
     speed_scale: float = 10.0  # (float) m/s that maps to 1.0 for speed inputs and targets
+    speed_input: bool = True  # (bool) feed the ego speed to the network (false avoids the inertia problem: docs/policy.md)
     path_weight: float = 1.0  # (float) weight of the L1 path loss (metres)
     speed_weight: float = 1.0  # (float) weight of the L1 target-speed loss (scaled)
     brake_weight: float = 0.5  # (float) weight of the brake BCE
@@ -62,8 +63,8 @@ class DrivingPolicy(nn.Module):
             cin, h, w = cout, (h + 1) // 2, (w + 1) // 2
         self.encoder = nn.Sequential(*layers)
         self.visual = nn.Sequential(nn.Flatten(), nn.Linear(cin * h * w, c.hidden), nn.ReLU(inplace=True))
-        self.speed = nn.Sequential(nn.Linear(1, 32), nn.ReLU(inplace=True))
-        self.fuse = nn.Sequential(nn.Linear(c.hidden + 32, c.hidden), nn.ReLU(inplace=True))
+        self.speed = nn.Sequential(nn.Linear(1, 32), nn.ReLU(inplace=True)) if c.speed_input else None
+        self.fuse = nn.Sequential(nn.Linear(c.hidden + (32 if c.speed_input else 0), c.hidden), nn.ReLU(inplace=True))
         self.outputs_per_branch = 2 * c.num_points + 2
         self.branches = nn.Linear(c.hidden, len(COMMANDS) * self.outputs_per_branch)
 
@@ -71,7 +72,10 @@ class DrivingPolicy(nn.Module):
         """seg_probs (B,C,h,w), det_probs (B,D,h,w) in 0..1, speed (B,) m/s, command (B,) RoadOption values."""
         c = self.config
         x = self.encoder(torch.cat([seg_probs, det_probs], dim=1))
-        feature = self.fuse(torch.cat([self.visual(x), self.speed(speed.float().view(-1, 1) / c.speed_scale)], dim=1))
+        parts = [self.visual(x)]
+        if self.speed is not None:
+            parts.append(self.speed(speed.float().view(-1, 1) / c.speed_scale))
+        feature = self.fuse(torch.cat(parts, dim=1))
         out = self.branches(feature).view(-1, len(COMMANDS), self.outputs_per_branch)
         index = command_index(command).view(-1, 1, 1).expand(-1, 1, self.outputs_per_branch)
         chosen = out.gather(1, index).squeeze(1)

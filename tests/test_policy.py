@@ -70,3 +70,17 @@ def test_left_and_right_give_different_paths_after_training_on_a_toy_set():
     with torch.no_grad():
         out = policy(seg, det, speed, command)["path"]
     assert (out[:8, -1, 1] < -2.0).all() and (out[8:, -1, 1] > 2.0).all()
+
+
+def test_without_speed_input_the_outputs_do_not_depend_on_speed():
+    torch.manual_seed(0)
+    blind = DrivingPolicy(PolicyConfig(input_size=(16, 32), speed_input=False)).eval()
+    seeing = DrivingPolicy(PolicyConfig(input_size=(16, 32))).eval()
+    seg, det = torch.rand(2, 10, 16, 32), torch.rand(2, 5, 16, 32)
+    command = torch.tensor([int(RoadOption.LANEFOLLOW)] * 2)
+    with torch.no_grad():
+        for model, depends in ((blind, False), (seeing, True)):
+            still = model(seg, det, torch.zeros(2), command)
+            moving = model(seg, det, torch.full((2,), 8.0), command)
+            assert torch.allclose(still["target_speed"], moving["target_speed"]) != depends
+            assert torch.allclose(still["path"], moving["path"]) != depends
