@@ -170,8 +170,8 @@ class EmbeddedSimulator(Simulator):
         return BoxInstances.from_rows(rows)
 
     def _facing_states(self, camera_to_world: np.ndarray, states: list[TrafficLightState]) -> dict[int, TrafficLightState]:
-        """States of the lights whose lamps face the camera (within 60 degrees, as visors allow); seen from behind or the side a
-        head shows no state, so its box carries none."""
+        """States of the lights whose lamps face the camera (within 60 degrees, as visors allow): seen from
+        behind or the side a head shows no state, so its box carries none."""
         cam = camera_to_world[:2, 3]
         facing = {}
         for light, state in zip(self.town.lights, states):

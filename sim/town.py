@@ -284,8 +284,8 @@ class Town:
         if disc <= 0:
             return None
         across = -b + math.sqrt(disc) + 1.0  # past the far edge of the junction disc
-        lanes = np.concatenate([l.line.points for l in self.lanes if l.junction == jn.id or l.end_junction == jn.id
-                                or (l.road is not None and jn.id in (self.roads[l.road].a, self.roads[l.road].b))])
+        lanes = np.concatenate([l.line.points for l in self.lanes
+                                if l.junction == jn.id or (l.road is not None and jn.id in (self.roads[l.road].a, self.roads[l.road].b))])
         clearance = 0.5 * self.config.lane_width + 1.0
         for extra in np.arange(0.0, 6.01, 0.5):
             spot = stop + forward * across + right * (offset + extra)
