@@ -29,6 +29,7 @@ EGO_ID = 1
 ROUTE_POINTS = 50
 ACTOR_RADIUS_M = 60.0
 LIGHT_RANGE_M = 60.0
+LAMP_VIEW_COS = math.cos(math.radians(60))  # lamps show their state within 60 degrees of their axis
 
 
 @lru_cache(maxsize=4)
@@ -172,13 +173,9 @@ class EmbeddedSimulator(Simulator):
     def _facing_states(self, camera_to_world: np.ndarray, states: list[TrafficLightState]) -> dict[int, TrafficLightState]:
         """States of the lights whose lamps face the camera (within 60 degrees, as visors allow): seen from
         behind or the side a head shows no state, so its box carries none."""
-        cam = camera_to_world[:2, 3]
-        facing = {}
-        for light, state in zip(self.town.lights, states):
-            to_cam = cam - (light.x, light.y)
-            if np.dot(to_cam, (math.cos(light.yaw), math.sin(light.yaw))) > math.cos(math.radians(60)) * np.hypot(*to_cam):
-                facing[light.actor_id] = state
-        return facing
+        to_camera = camera_to_world[:2, 3] - self._scene.light_xy
+        facing = (to_camera * self._scene.light_facing).sum(axis=1) > LAMP_VIEW_COS * np.hypot(*to_camera.T)
+        return {light.actor_id: state for light, state, seen in zip(self.town.lights, states, facing) if seen}
 
     def _render(self, pose: Pose, states: list[TrafficLightState]) -> dict[str, CameraFrame]:
         scene = self._scene

@@ -69,6 +69,8 @@ class TownScene:
         self.boxes = BoxInstances.concat(parts)
         # Lights come first, 5 rows each (pole, housing, red, yellow, green lamps).
         self.lamp_rows = np.arange(len(town.lights) * 5).reshape(-1, 5)[:, 2:]
+        self.light_xy = np.array([(l.x, l.y) for l in town.lights]).reshape(-1, 2)
+        self.light_facing = np.array([(math.cos(l.yaw), math.sin(l.yaw)) for l in town.lights]).reshape(-1, 2)
         f = np.array(footprints, dtype=np.float64).reshape(-1, 5)
         self.obstacles = StaticObstacles(*f.T)
 
