@@ -57,11 +57,18 @@ def run(config: PerceptionConfig) -> int:
         params = sum(p.numel() for p in model.parameters())
         print(f"train: {len(train_set)} frames (towns {config.data.train_towns}), val: {len(val_set)} frames; "
               f"{params / 1e6:.2f} M parameters; {trainer.total_steps} steps; out {config.train.out}")  # fmt: skip
+    return fit_and_report(trainer, "train")
+
+
+def fit_and_report(trainer: Trainer, verb: str) -> int:
+    """Run ``trainer`` and print where the checkpoint went, the time taken and the final metrics.
+
+    Exit code 1 when a non-finite loss stopped training (the last good checkpoint is kept), else 0."""
     start_wall, start_cpu = time.perf_counter(), time.process_time()
     try:
         metrics = trainer.fit()
     except NonFiniteLossError as e:
-        print(f"train: {e}", file=sys.stderr)
+        print(f"{verb}: {e}", file=sys.stderr)
         return 1
     if trainer.dist.is_main:
         wall, cpu = time.perf_counter() - start_wall, time.process_time() - start_cpu

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -17,12 +16,13 @@ from perception.dataset import DataConfig, DrivingDataset, collate
 from perception.losses import detection_targets
 from perception.models.multitask import DET_STRIDE
 from perception.training.checkpoint import load_checkpoint, model_spec, to_plain
-from perception.training.trainer import NonFiniteLossError, TrainConfig, Trainer
+from perception.training.trainer import TrainConfig, Trainer
 from planning.driving_model import DrivingModelConfig, build_policy_training
 from planning.labels import path_points
 from planning.policy import PolicyConfig, ground_truth_to_policy_inputs
 from sim.config import config_from_dict
 from sim.dataset_io import MANIFEST_NAME, DatasetError
+from tools.train import fit_and_report
 
 BUILDER = "planning.driving_model:build_policy_training"
 
@@ -160,14 +160,7 @@ def run(config: PolicyTrainConfig) -> int:
         params = sum(p.numel() for p in model.model.policy.parameters())
         print(f"train-policy ({config.inputs} inputs): {len(train_set)} frames, val {len(val_set)}; "
               f"policy {params / 1e6:.2f} M parameters; {trainer.total_steps} steps; out {config.train.out}")  # fmt: skip
-    try:
-        metrics = trainer.fit()
-    except NonFiniteLossError as e:
-        print(f"train-policy: {e}", file=sys.stderr)
-        return 1
-    if trainer.dist.is_main:
-        print(f"done: {trainer.checkpoint_path} " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if "/" not in k))
-    return 0
+    return fit_and_report(trainer, "train-policy")
 
 
 def privileged_config(config: PolicyTrainConfig) -> PolicyTrainConfig:
