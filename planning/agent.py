@@ -19,6 +19,7 @@ class AgentDebug:
 
     waypoints: np.ndarray | None = None  # (K, 2) planned waypoints, ego frame
     target_speed: float | None = None
+    brake_probability: float | None = None  # learned agents: the policy's brake output, 0..1
     segmentation: np.ndarray | None = None  # HxW predicted tag ids
     boxes: list = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)

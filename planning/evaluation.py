@@ -60,8 +60,11 @@ def drive_route(
     route: SuiteRoute,
     video: Path | None = None,
     on_frame: Callable | None = None,
+    trace: Path | None = None,
 ) -> RouteResult:
-    """Drive one route with ``agent``; render only when the agent needs cameras or a video is written."""
+    """Drive one route with ``agent``; render only when the agent needs cameras or a video is written.
+    With ``trace``, write the per-step trace (CSV and plot, :mod:`planning.trace`) there."""
+    from planning.trace import DriveTrace
     from sim.visualize import VideoWriter, render_frame
 
     config = _route_sim_config(sim_config, route)
@@ -71,9 +74,12 @@ def drive_route(
         obs = sim.reset(route.seed, RouteSpec(town=route.town, waypoints=route.waypoints, length=route.length, name=route.name))
         agent.setup(config)
         scorer = RouteScorer(route.name, timeout_s=route_timeout(obs.route_length))
+        steps = DriveTrace(config) if trace else None
         try:
             while not scorer.done:
                 control = agent(obs)
+                if steps:
+                    steps.record(obs, agent, control)
                 if video and obs.frame % 2 == 0 and obs.cameras:
                     writer.write(render_frame(obs, waypoints=agent.debug.waypoints))
                 obs = sim.step(control, render=render)
@@ -83,6 +89,8 @@ def drive_route(
                     on_frame()
         finally:
             agent.destroy()
+            if steps:
+                steps.write(trace)
         if video and hasattr(sim, "route"):
             top_down_map(sim, np.array(trail), video.with_suffix(".png"))
     return scorer.result()
@@ -116,8 +124,10 @@ def run_suite(
     out: Path,
     videos: bool = False,
     only: list[str] | None = None,
+    traces: bool = False,
 ) -> tuple[list[RouteResult], Summary]:
-    """Drive every route not yet recorded under ``out/routes``; return all records and their summary."""
+    """Drive every route not yet recorded under ``out/routes``; return all records and their summary.
+    ``videos``: an MP4 and a map per route in ``out/videos``; ``traces``: a per-step CSV and plot in ``out/traces``."""
     routes_dir = out / "routes"
     routes_dir.mkdir(parents=True, exist_ok=True)
     unknown = sorted(set(only or []) - {r.name for r in suite.routes})
@@ -129,7 +139,8 @@ def run_suite(
     for route in todo:
         record = routes_dir / f"{route.name}.json"
         write_json_atomic(record, {"name": route.name, "status": "started"})
-        result = drive_route(make_agent(), sim_config, route, out / "videos" / f"{route.name}.mp4" if videos else None)
+        result = drive_route(make_agent(), sim_config, route, out / "videos" / f"{route.name}.mp4" if videos else None,
+                             trace=out / "traces" / f"{route.name}.csv" if traces else None)  # fmt: skip
         write_json_atomic(record, {"status": "finished", **result.to_dict()})
         bar.update()
     bar.close()

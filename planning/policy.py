@@ -43,6 +43,12 @@ class PolicyConfig:
     speed_weight: float = 1.0  # (float) weight of the L1 target-speed loss (scaled)
     brake_weight: float = 0.5  # (float) weight of the brake BCE
     brake_below: float = 0.3  # (float) target speeds below this (m/s) are brake labels
+    standing_below: float = 0.5  # (float) ego speeds below this (m/s) count as standing (for start_weight)
+    start_weight: float = 0.0  # (float) loss weight of "standing, expert starts" frames; 0 = balance them against "standing, expert waits" (docs/policy.md)
+
+    def __post_init__(self) -> None:
+        if self.start_weight < 0:
+            raise ValueError(f"start_weight must be >= 0 (0 = balanced), got {self.start_weight}")
 
 
 def command_index(command: torch.Tensor) -> torch.Tensor:
@@ -87,13 +93,27 @@ class DrivingPolicy(nn.Module):
         }
 
     def compute_loss(self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """targets: ``path`` (B,K,2), ``path_valid`` (B,K) bool, ``target_speed`` (B,) m/s."""
+        """targets: ``path`` (B,K,2), ``path_valid`` (B,K) bool, ``target_speed`` (B,) m/s, optional ``weight`` (B,)
+        per-sample weights of the speed and brake terms."""
         c = self.config
         valid = targets["path_valid"].float().unsqueeze(-1)
         path = (torch.abs(outputs["path"] - targets["path"]) * valid).sum() / valid.sum().clamp(min=1.0) / 2
-        speed = F.l1_loss(outputs["target_speed"] / c.speed_scale, targets["target_speed"] / c.speed_scale)
-        brake = F.binary_cross_entropy_with_logits(outputs["brake"], (targets["target_speed"] < c.brake_below).float())
+        weight = targets.get("weight", torch.ones_like(targets["target_speed"]))
+        speed = (weight * torch.abs(outputs["target_speed"] - targets["target_speed"])).mean() / c.speed_scale
+        brake_label = (targets["target_speed"] < c.brake_below).float()
+        brake = F.binary_cross_entropy_with_logits(outputs["brake"], brake_label, weight=weight)
         return {"path": c.path_weight * path, "speed": c.speed_weight * speed, "brake": c.brake_weight * brake}
+
+
+def is_start(speed: torch.Tensor, target_speed: torch.Tensor, config: PolicyConfig) -> torch.Tensor:
+    """Frames where the ego stands and the expert drives off: rare in expert data (it leaves at once), so they
+    get ``start_weight``."""
+    return (speed < config.standing_below) & (target_speed >= config.brake_below)
+
+
+def is_wait(speed: torch.Tensor, target_speed: torch.Tensor, config: PolicyConfig) -> torch.Tensor:
+    """Frames where the ego stands and the expert keeps it standing (red light, traffic ahead)."""
+    return (speed < config.standing_below) & (target_speed < config.brake_below)
 
 
 def build_policy(config: PolicyConfig) -> DrivingPolicy:

@@ -103,11 +103,12 @@ class PolicyAgent(Agent):
         out = self.driver(obs.cameras[self.camera].rgb, obs.ego.speed, int(obs.command))
         t1 = time.perf_counter()
         path = out["path"][0].astype(np.float64)
-        brake = 1.0 / (1.0 + np.exp(-float(out["brake"][0]))) > self.brake_threshold
-        target = 0.0 if brake else min(float(out["target_speed"][0]), obs.speed_limit)
+        brake_probability = 1.0 / (1.0 + np.exp(-float(out["brake"][0])))
+        target = 0.0 if brake_probability > self.brake_threshold else min(float(out["target_speed"][0]), obs.speed_limit)
         control = self.controller.control(path, target, obs.ego.speed)
         t2 = time.perf_counter()
-        self.debug = AgentDebug(waypoints=path, target_speed=target, segmentation=out["seg"][0].argmax(0).astype(np.uint8),
+        self.debug = AgentDebug(waypoints=path, target_speed=target, brake_probability=brake_probability,
+                                segmentation=out["seg"][0].argmax(0).astype(np.uint8),
                                 timings_ms={"model": 1e3 * (t1 - t0), "control": 1e3 * (t2 - t1)})  # fmt: skip
         return control
 

@@ -74,6 +74,11 @@ def _convert(value: Any, tp: Any, key: str, source: str) -> Any:
     if tp is Any:
         return value
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads 5e-4 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                raise ConfigError(f"{source}: '{key}' must be a number, got {value!r}") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{source}: '{key}' must be a number, got {value!r}")
         return float(value)

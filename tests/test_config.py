@@ -44,6 +44,14 @@ def test_wrong_type_names_key_and_value(tmp_path):
         load_config(SimConfig, None, ["cameras=[{width: 3.5}]"])
 
 
+def test_exponent_without_a_dot_is_a_number(tmp_path):
+    """YAML 1.1 reads ``5e-2`` as a string; a float field takes it as the number users mean."""
+    path = tmp_path / "exp.yaml"
+    path.write_text("dt: 5e-2\n")
+    assert load_config(SimConfig, path).dt == 0.05
+    assert load_config(SimConfig, None, ["dt=2.5e-2"]).dt == 0.025
+
+
 def test_value_checks_in_post_init_are_config_errors():
     with pytest.raises(ConfigError, match="dt must be in"):
         load_config(SimConfig, None, ["dt=0"])

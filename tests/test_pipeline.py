@@ -7,6 +7,7 @@ import pytest
 from perception.classes import ClassMap
 from perception.config import PerceptionConfig
 from perception.dataset import DataConfig
+from planning.dagger import DaggerConfig
 from planning.policy import PolicyConfig
 from sim.recorder import CollectConfig
 from sim.settings import CameraConfig, SimConfig, TownConfig, TrafficConfig
@@ -28,7 +29,8 @@ def tiny_pipeline(out, suite) -> PipelineConfig:
                                   val=replace(base.val, latency_runs=2, render=1))
     policy = PolicyTrainConfig(model=PolicyConfig(input_size=(HEIGHT // 4, WIDTH // 4), channels=[8, 16], hidden=32), train=train)
     return PipelineConfig(
-        out=str(out), policy_gt_epochs=1, drive_videos=1,
+        out=str(out), policy_gt_epochs=1, drive_videos=1, dagger_rounds=1, dagger_epochs=1,
+        dagger=DaggerConfig(routes_per_town=1, max_frames=30, save_every=5, workers=1, progress=False),
         collect=CollectConfig(town_seeds=[0, 1, 2, 3], routes_per_town=1, max_frames=30, save_every=5, workers=1,
                               progress=False, sim=sim),
         perception=perception, policy=policy,
@@ -50,12 +52,12 @@ def pipeline(tmp_path_factory):
 def test_every_artefact_of_the_report_exists(pipeline):
     _, out = pipeline
     for path in ["dataset/manifest.json", "perception/last.pt", "perception/val/metrics.json", "policy_gt/last.pt",
-                 "policy/last.pt", "export/fused_fp32.onnx", "export/fused_int8.onnx", "export/perception_fp32.onnx",
+                 "policy/last.pt", "dagger1/manifest.json", "policy_dagger1/last.pt", "export/fused_fp32.onnx", "export/fused_int8.onnx", "export/perception_fp32.onnx",
                  "export/policy_fp32.onnx", "drive/summary.json", "drive/videos/tiny_route.mp4", "drive/videos/tiny_route.png",
                  "drive_expert/summary.json", "bench/bench.json", "bench/latency.png", "curves.png", "report.md"]:
         assert (out / path).is_file(), path
     report = (out / "report.md").read_text()
-    for section in ("## Dataset", "## Training curves", "## Perception", "## Driving", "## Latency per stage", "## Drive videos"):
+    for section in ("## Dataset", "## Training curves", "## Perception", "## DAgger rounds", "## Driving", "## Latency per stage", "## Drive videos"):
         assert section in report
 
 
@@ -65,6 +67,20 @@ def test_a_rerun_skips_every_finished_stage(pipeline, capsys):
     assert run(config) == 0
     printed = capsys.readouterr().out
     for stage in ("train perception", "evaluate perception", "train policy on ground truth", "train policy on perception",
-                  "export onnx", "bench"):
+                  "DAgger round 1: train policy", "export onnx", "bench"):
         assert f"== {stage}: done already, skipped" in printed
     assert (out / "policy" / "last.pt").stat().st_mtime_ns == before
+
+
+def test_the_dagger_round_drives_the_policy_and_the_export_ships_its_result(pipeline):
+    from perception.export import read_metadata
+    from perception.training.checkpoint import load_checkpoint
+    from sim.dataset_io import load_manifest
+
+    _, out = pipeline
+    recorded = load_manifest(out / "dagger1")
+    assert recorded.config["model"] == str(out / "policy" / "last.pt") and recorded.config["town_seeds"] == [0, 1]
+    assert len(recorded.episodes) == 2
+    fine_tuned = load_checkpoint(out / "policy_dagger1" / "last.pt")["config"]
+    assert fine_tuned["init"] == str(out / "policy" / "last.pt") and fine_tuned["extra_roots"] == [str(out / "dagger1")]
+    assert read_metadata(out / "export" / "fused_fp32.onnx")["checkpoint"] == str(out / "policy_dagger1" / "last.pt")

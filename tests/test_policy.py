@@ -1,11 +1,15 @@
 """The driving policy: shapes, command branches, labels, loss, and command conditioning after training."""
 
+from types import SimpleNamespace
+
 import numpy as np
+import pytest
 import torch
 
 from planning.labels import path_points
-from planning.policy import COMMANDS, DrivingPolicy, PolicyConfig, command_index, ground_truth_to_policy_inputs
+from planning.policy import COMMANDS, DrivingPolicy, PolicyConfig, command_index, ground_truth_to_policy_inputs, is_start
 from sim.conventions import RoadOption
+from tools.train_policy import MAX_START_WEIGHT, resolve_start_weight, start_counts
 
 
 def test_command_index_covers_every_roadoption():
@@ -84,3 +88,46 @@ def test_without_speed_input_the_outputs_do_not_depend_on_speed():
             moving = model(seg, det, torch.full((2,), 8.0), command)
             assert torch.allclose(still["target_speed"], moving["target_speed"]) != depends
             assert torch.allclose(still["path"], moving["path"]) != depends
+
+
+def _brake_probability_after_fit(start_weight: float) -> float:
+    """One scene seen 20 times standing still: the expert waits in 19 frames and starts in 1."""
+    torch.manual_seed(0)
+    config = PolicyConfig(input_size=(16, 32))
+    policy = DrivingPolicy(config)
+    seg, det = torch.rand(1, 10, 16, 32).expand(20, -1, -1, -1), torch.rand(1, 5, 16, 32).expand(20, -1, -1, -1)
+    speed, command = torch.zeros(20), torch.full((20,), int(RoadOption.LANEFOLLOW))
+    target_speed = torch.tensor([4.0] + [0.0] * 19)
+    weight = torch.where(is_start(speed, target_speed, config), start_weight, 1.0)
+    targets = {"path": torch.zeros(20, 5, 2), "path_valid": torch.ones(20, 5, dtype=torch.bool),
+               "target_speed": target_speed, "weight": weight}  # fmt: skip
+    optim = torch.optim.Adam(policy.parameters(), lr=3e-3)
+    for _ in range(150):
+        loss = sum(policy.compute_loss(policy(seg, det, speed, command), targets).values())
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+    with torch.no_grad():
+        return float(torch.sigmoid(policy.eval()(seg[:1], det[:1], speed[:1], command[:1])["brake"]))
+
+
+def test_start_weight_moves_the_brake_probability_of_ambiguous_standing_frames():
+    """Unweighted, the fit brakes with the waiting frames' share (19/20); weighted x19 it is undecided (0.5)."""
+    assert _brake_probability_after_fit(1.0) > 0.9
+    assert abs(_brake_probability_after_fit(19.0) - 0.5) < 0.1
+
+
+def test_balanced_start_weight_is_waits_over_starts_and_capped():
+    def frames(starts: int, waits: int, moving: int) -> SimpleNamespace:
+        records = [{"speed": 0.1, "expert_target_speed": 5.0}] * starts + [{"speed": 0.0, "expert_target_speed": 0.0}] * waits
+        records += [{"speed": 6.0, "expert_target_speed": 0.0}] * moving  # braking while moving: neither
+        return SimpleNamespace(frames=[SimpleNamespace(record=r) for r in records])
+
+    config = PolicyConfig()
+    assert start_counts(frames(4, 40, 100), config) == (4, 40)
+    assert resolve_start_weight(frames(4, 40, 100), config) == 10.0
+    assert resolve_start_weight(frames(1, 500, 0), config) == MAX_START_WEIGHT
+    assert resolve_start_weight(frames(50, 10, 0), config) == 1.0  # never below 1
+    assert resolve_start_weight(frames(4, 40, 0), PolicyConfig(start_weight=3.0)) == 3.0
+    with pytest.raises(ValueError, match="start_weight"):
+        PolicyConfig(start_weight=-1.0)

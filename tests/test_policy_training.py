@@ -45,6 +45,7 @@ def test_agent_drives_and_refuses_a_mismatched_camera(runs):
         for _ in range(5):
             obs = sim.step(agent(obs))
     assert agent.debug.waypoints.shape == (5, 2) and len(agent.step_ms) == 5
+    assert 0.0 <= agent.debug.brake_probability <= 1.0
 
 
 def test_a_perception_checkpoint_is_not_a_driving_model(runs):

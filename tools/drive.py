@@ -23,6 +23,7 @@ class DriveConfig:
     routes: list[str] = field(default_factory=list)  # (list[str]) only these route names; empty: all
     out: str = "runs/drive"  # (str) results folder; a re-run resumes, skipping finished routes
     videos: bool = False  # (bool) write an MP4 with overlays and a top-down map per route
+    traces: bool = False  # (bool) write a per-step CSV and plot per route (out/traces): speed, light ahead, the agent's target speed and brake probability, the expert's label
     sim: SimConfig = field(default_factory=SimConfig)
 
 
@@ -47,7 +48,8 @@ def run(config: DriveConfig) -> int:
     from tools.expert_eval import format_table
 
     suite = load_suite(config.suite)
-    results, summary = run_suite(make_agent_factory(config), suite, config.sim, Path(config.out), config.videos, config.routes or None)
+    results, summary = run_suite(make_agent_factory(config), suite, config.sim, Path(config.out), config.videos,
+                                 config.routes or None, config.traces)  # fmt: skip
     print(format_table(results, summary))
     print(f"results in {config.out}/summary.json")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from pathlib import Path
 
 from sim.dataset_io import load_manifest
@@ -69,6 +70,30 @@ def _perception_section(metrics: dict | None) -> list[str]:
     return lines + [""]
 
 
+def _dagger_section(stages: dict) -> list[str]:
+    """Per DAgger round: how the learner's recording episodes ended, and the fine-tuned policy's val metrics."""
+    from perception.training.checkpoint import load_checkpoint
+
+    rounds = sorted(int(name.removeprefix("dagger")) for name in stages if name.startswith("dagger"))
+    rows = []
+    for i in rounds:
+        record, tuned = Path(stages[f"dagger{i}"].out), Path(stages[f"policy_dagger{i}"].train.out) / "last.pt"
+        if not (record / "manifest.json").is_file() or not tuned.is_file():
+            continue
+        episodes = load_manifest(record).episodes
+        ends = Counter(e.end_reason for e in episodes if e.end_reason)
+        m = load_checkpoint(tuned).get("metrics", {})
+        rows.append(f"| {i} | {len(episodes)} | {sum(e.frames or 0 for e in episodes)} | "
+                    f"{', '.join(f'{k} {v}' for k, v in sorted(ends.items()))} | "
+                    + " | ".join(f"{m[k]:.3f}" if k in m else "-" for k in ("path_l1_m", "brake_acc", "start_acc")) + " |")  # fmt: skip
+    if not rows:
+        return []
+    return ["## DAgger rounds", "", "The previous policy drives the training towns while the expert labels every frame; "
+            "the policy is then fine-tuned on the expert data and every round's.", "",
+            "| round | episodes | frames | how the learner's episodes ended | val path L1 (m) | brake acc | start acc |",
+            "|---|---|---|---|---|---|---|", *rows, ""]  # fmt: skip
+
+
 def _driving_section(agent: dict | None, expert: dict | None) -> list[str]:
     if agent is None:
         return []
@@ -103,9 +128,12 @@ def write_report(out: Path, stages: dict, timings: dict[str, float]) -> Path:
     lines += [f"| {k} | {v / 60:.1f} |" for k, v in timings.items()] + [f"| total | {sum(timings.values()) / 60:.1f} |", ""]
     lines += _dataset_section(Path(stages["collect"].out), stages["perception"].data)
     runs = {"perception": out / "perception", "policy (ground truth)": out / "policy_gt", "policy (perception)": out / "policy"}
+    runs |= {f"policy ({name.removeprefix('policy_').replace('dagger', 'DAgger round ')})": Path(stage.train.out)
+             for name, stage in stages.items() if name.startswith("policy_dagger")}  # fmt: skip
     if training_curves(runs, out / "curves.png"):
         lines += ["## Training curves", "", "![training curves](curves.png)", ""]
     lines += _perception_section(_json(Path(stages["perception"].val.out) / "metrics.json"))
+    lines += _dagger_section(stages)
     lines += _driving_section(_json(out / "drive" / "summary.json"), _json(out / "drive_expert" / "summary.json"))
     lines += _latency_section(_json(out / "bench" / "bench.json"), "bench/latency.png")
     videos = sorted((out / "drive" / "videos").glob("*.mp4"))

@@ -1,7 +1,7 @@
 """The whole pipeline in one command: collect expert episodes, train perception, train the policy (ground
-truth, then perception outputs), evaluate perception, export ONNX (fp32, int8), drive the held-out suite
-with the ONNX engine and the expert, benchmark latency, write a report. A stage whose output exists and is
-complete is skipped, so a re-run resumes."""
+truth, then perception outputs, then DAgger rounds), evaluate perception, export ONNX (fp32, int8), drive
+the held-out suite with the ONNX engine and the expert, benchmark latency, write a report. A stage whose
+output exists and is complete is skipped, so a re-run resumes."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 
 from perception.config import PerceptionConfig
 from perception.training.checkpoint import load_checkpoint
+from planning.dagger import DaggerConfig
 from sim.recorder import CollectConfig
 from tools.bench import BenchConfig
 from tools.drive import DriveConfig
@@ -23,10 +24,13 @@ from tools.train_policy import PolicyTrainConfig
 class PipelineConfig:
     out: str = "runs/quickstart"  # (str) folder for every artefact: dataset/, perception/, policy_gt/, policy/, export/, drive*/, bench/, report.md
     policy_gt_epochs: int = 3  # (int) epochs of the ground-truth policy stage (the perception stage uses policy.train.epochs)
+    dagger_rounds: int = 1  # (int) DAgger rounds after the policy stages: the policy drives, the expert labels, the policy fine-tunes on all data so far; 0 = none
+    dagger_epochs: int = 2  # (int) fine-tuning epochs per DAgger round
     drive_videos: int = 2  # (int) drive videos with overlays for the first n routes (0 = none)
     collect: CollectConfig = field(default_factory=CollectConfig)
     perception: PerceptionConfig = field(default_factory=PerceptionConfig)
     policy: PolicyTrainConfig = field(default_factory=PolicyTrainConfig)
+    dagger: DaggerConfig = field(default_factory=DaggerConfig)  # recording of each round (learner, towns, sim and out are set per round)
     export: ExportConfig = field(default_factory=ExportConfig)
     drive: DriveConfig = field(default_factory=DriveConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
@@ -48,13 +52,22 @@ def stage_configs(config: PipelineConfig) -> dict[str, object]:
                      train=replace(config.policy.train, out=str(out / "policy")))  # fmt: skip
     policy_gt = replace(policy, inputs="ground_truth", init="",
                         train=replace(policy.train, out=str(out / "policy_gt"), epochs=config.policy_gt_epochs))  # fmt: skip
-    export = replace(config.export, checkpoint=str(out / "policy" / "last.pt"), out=str(out / "export"), data=data)
+    rounds, learner = {}, policy.train.out
+    for i in range(1, config.dagger_rounds + 1):
+        rounds[f"dagger{i}"] = replace(config.dagger, out=str(out / f"dagger{i}"), model=str(Path(learner) / "last.pt"), engine="torch",
+                                       town_seeds=list(perception.data.train_towns), seed=config.dagger.seed + i - 1,
+                                       sim=config.collect.sim)  # fmt: skip
+        rounds[f"policy_dagger{i}"] = replace(policy, init=str(Path(learner) / "last.pt"),
+                                              extra_roots=[str(out / f"dagger{j}") for j in range(1, i + 1)],
+                                              train=replace(policy.train, out=str(out / f"policy_dagger{i}"), epochs=config.dagger_epochs))  # fmt: skip
+        learner = rounds[f"policy_dagger{i}"].train.out
+    export = replace(config.export, checkpoint=str(Path(learner) / "last.pt"), out=str(out / "export"), data=data)
     drive = replace(config.drive, agent="policy", engine="onnx", onnx_model=str(out / "export" / "fused_fp32.onnx"),
-                    model=str(out / "policy" / "last.pt"), out=str(out / "drive"))  # fmt: skip
+                    model=export.checkpoint, out=str(out / "drive"))  # fmt: skip
     expert = replace(config.drive, agent="expert", out=str(out / "drive_expert"), videos=False)
     bench = replace(config.bench, checkpoint=export.checkpoint, onnx_dir=export.out, data=data, out=str(out / "bench"))
     return {"collect": replace(config.collect, out=data), "perception": perception, "policy_gt": policy_gt, "policy": policy,
-            "export": export, "drive": drive, "drive_expert": expert, "bench": bench}  # fmt: skip
+            **rounds, "export": export, "drive": drive, "drive_expert": expert, "bench": bench}  # fmt: skip
 
 
 def _trained(checkpoint: str, epochs: int) -> bool:
@@ -82,6 +95,21 @@ def _drive_with_videos(config: DriveConfig, videos: int) -> int:
     return drive.run(config)
 
 
+def _dagger_steps(config: PipelineConfig, stages: dict) -> list[tuple]:
+    """Per round: record with the current policy driving, then fine-tune it on the expert data and every round's."""
+    from tools import dagger, train_policy
+
+    steps = []
+    for i in range(1, config.dagger_rounds + 1):
+        record, fine_tune = stages[f"dagger{i}"], stages[f"policy_dagger{i}"]
+        steps += [
+            (f"DAgger round {i}: record", lambda c=record: dagger.run(c), None),
+            (f"DAgger round {i}: train policy", lambda c=fine_tune: train_policy.run(c),
+             lambda c=fine_tune: _trained(str(Path(c.train.out) / "last.pt"), c.train.epochs)),
+        ]  # fmt: skip
+    return steps
+
+
 def run(config: PipelineConfig) -> int:
     from tools import bench, collect, drive, export, report, train, train_policy, val
 
@@ -98,7 +126,8 @@ def run(config: PipelineConfig) -> int:
         ("train policy on ground truth", lambda: train_policy.run(stages["policy_gt"]),
          lambda: _trained(stages["policy"].init, stages["policy_gt"].train.epochs)),
         ("train policy on perception", lambda: train_policy.run(stages["policy"]),
-         lambda: _trained(stages["export"].checkpoint, stages["policy"].train.epochs)),
+         lambda: _trained(str(Path(stages["policy"].train.out) / "last.pt"), stages["policy"].train.epochs)),
+        *_dagger_steps(config, stages),
         ("export onnx", lambda: export.run(stages["export"]), lambda: _exported(stages["export"])),
         ("drive (onnx engine)", lambda: _drive_with_videos(stages["drive"], config.drive_videos), None),
         ("drive (expert)", lambda: drive.run(stages["drive_expert"]), None),

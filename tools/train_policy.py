@@ -19,7 +19,7 @@ from perception.training.checkpoint import load_checkpoint, model_spec, to_plain
 from perception.training.trainer import TrainConfig, Trainer
 from planning.driving_model import DrivingModelConfig, build_policy_training
 from planning.labels import path_points
-from planning.policy import PolicyConfig, ground_truth_to_policy_inputs
+from planning.policy import PolicyConfig, ground_truth_to_policy_inputs, is_start, is_wait
 from sim.config import config_from_dict
 from sim.dataset_io import MANIFEST_NAME, DatasetError
 from tools.train import fit_and_report
@@ -76,11 +76,31 @@ def training_set(config: PolicyTrainConfig, augment: Augment | None) -> DrivingD
     return FrameUnion(parts) if config.extra_roots else parts[0]
 
 
-class PolicyBatches:
-    """Collate for policy training: images or privileged inputs, plus path and target-speed labels."""
+MAX_START_WEIGHT = 50.0  # a balanced start weight is capped here (a handful of start frames must not dominate)
 
-    def __init__(self, dataset: DrivingDataset | FrameUnion, config: PolicyTrainConfig, gaussian_alpha: float):
-        self.dataset, self.config, self.alpha = dataset, config, gaussian_alpha
+
+def start_counts(dataset: DrivingDataset | FrameUnion, config: PolicyConfig) -> tuple[int, int]:
+    """Frames of ``dataset`` where the ego stands and the expert starts, and where it stands and waits."""
+    speed = torch.tensor([f.record["speed"] for f in dataset.frames], dtype=torch.float32)
+    target = torch.tensor([f.record.get("expert_target_speed") or 0.0 for f in dataset.frames], dtype=torch.float32)
+    return int(is_start(speed, target, config).sum()), int(is_wait(speed, target, config).sum())
+
+
+def resolve_start_weight(dataset: DrivingDataset | FrameUnion, config: PolicyConfig) -> float:
+    """``config.start_weight``, or for 0 the weight that makes start frames weigh as much as waiting frames."""
+    if config.start_weight > 0:
+        return config.start_weight
+    starts, waits = start_counts(dataset, config)
+    return min(max(waits / max(starts, 1), 1.0), MAX_START_WEIGHT)
+
+
+class PolicyBatches:
+    """Collate for policy training: images or privileged inputs, plus path, target-speed and weight labels
+    ("standing, expert starts" frames weigh ``start_weight``)."""
+
+    def __init__(self, dataset: DrivingDataset | FrameUnion, config: PolicyTrainConfig, gaussian_alpha: float,
+                 start_weight: float = 1.0):  # fmt: skip
+        self.dataset, self.config, self.alpha, self.start_weight = dataset, config, gaussian_alpha, start_weight
 
     def __call__(self, samples: list[dict]) -> tuple[dict, dict]:
         images, t = collate(samples)
@@ -91,10 +111,13 @@ class PolicyBatches:
         unlabelled = [f.episode for f in frames if f.record.get("expert_target_speed") is None]
         if unlabelled:
             raise ValueError(f"{unlabelled[0]}: frames without expert_target_speed; re-record with this version")
+        target_speed = torch.tensor([f.record["expert_target_speed"] for f in frames], dtype=torch.float32)
+        start = is_start(p["speed"].float(), target_speed, m)
         targets = {
             "path": torch.from_numpy(np.stack(paths)),
             "path_valid": torch.from_numpy(np.stack(valid)),
-            "target_speed": torch.tensor([f.record["expert_target_speed"] for f in frames], dtype=torch.float32),
+            "target_speed": target_speed,
+            "weight": torch.where(start, self.start_weight, 1.0),
         }
         inputs = {"speed": p["speed"], "command": p["command"]}
         if self.config.inputs == "ground_truth":
@@ -107,8 +130,10 @@ class PolicyBatches:
 
 
 def policy_metrics(model: nn.Module, dataset: DrivingDataset, batches: PolicyBatches, batch_size: int = 64) -> dict[str, float]:
-    """Mean path error (m), target-speed error (m/s) and brake accuracy on ``dataset``."""
+    """Mean path error (m), target-speed error (m/s) and brake accuracy on ``dataset``; brake accuracy also
+    on the standing frames alone, where the expert starts (``start_acc``) and where it waits (``wait_acc``)."""
     sums = {"path_l1_m": 0.0, "speed_l1": 0.0, "brake_acc": 0.0}
+    standing = {"start_acc": [0.0, 0], "wait_acc": [0.0, 0]}
     n = 0
     with torch.no_grad():
         for start in range(0, len(dataset), batch_size):
@@ -119,9 +144,15 @@ def policy_metrics(model: nn.Module, dataset: DrivingDataset, batches: PolicyBat
             sums["path_l1_m"] += float((torch.abs(out["path"] - targets["path"]) * valid).sum() / valid.sum().clamp(min=1) / 2) * b
             sums["speed_l1"] += float(torch.abs(out["target_speed"] - targets["target_speed"]).mean()) * b
             brake = targets["target_speed"] < batches.config.model.brake_below
-            sums["brake_acc"] += float(((out["brake"] > 0) == brake).float().mean()) * b
+            correct = (out["brake"] > 0) == brake
+            sums["brake_acc"] += float(correct.float().mean()) * b
+            for name, select in (("start_acc", is_start), ("wait_acc", is_wait)):
+                chosen = select(inputs["speed"].float(), targets["target_speed"], batches.config.model)
+                standing[name][0] += float(correct[chosen].sum())
+                standing[name][1] += int(chosen.sum())
             n += b
-    return {k: v / max(n, 1) for k, v in sums.items()}
+    metrics = {k: v / max(n, 1) for k, v in sums.items()}
+    return metrics | {k: hits / count for k, (hits, count) in standing.items() if count}
 
 
 def build_model(config: PolicyTrainConfig) -> tuple[nn.Module, DrivingModelConfig]:
@@ -147,7 +178,8 @@ def run(config: PolicyTrainConfig) -> int:
     augment = Augment(config.augment) if config.augment.enabled else None
     train_set = training_set(config, augment)
     val_set = DrivingDataset(config.data.root, config.data.val_towns, config.classes, config.data.camera, None, config.data.cache)
-    batches = PolicyBatches(train_set, config, model_config.perception.gaussian_alpha)
+    start_weight = resolve_start_weight(train_set, config.model)
+    batches = PolicyBatches(train_set, config, model_config.perception.gaussian_alpha, start_weight)
     val_batches = PolicyBatches(val_set, config, model_config.perception.gaussian_alpha)
     trainer = Trainer(
         model, train_set, config.train, model_spec(BUILDER, model_config), collate_fn=batches, val_set=val_set,
@@ -158,8 +190,10 @@ def run(config: PolicyTrainConfig) -> int:
     )  # fmt: skip
     if trainer.dist.is_main:
         params = sum(p.numel() for p in model.model.policy.parameters())
+        starts, waits = start_counts(train_set, config.model)
         print(f"train-policy ({config.inputs} inputs): {len(train_set)} frames, val {len(val_set)}; "
-              f"policy {params / 1e6:.2f} M parameters; {trainer.total_steps} steps; out {config.train.out}")  # fmt: skip
+              f"policy {params / 1e6:.2f} M parameters; {trainer.total_steps} steps; out {config.train.out}\n"
+              f"standing frames: {starts} where the expert starts (loss weight {start_weight:.1f}), {waits} where it waits")  # fmt: skip
     return fit_and_report(trainer, "train-policy")
 
 
