@@ -36,6 +36,7 @@ class TraceRow:
     brake: float
     collision: bool
     red_light: bool
+    outside_lanes: bool  # off the road or in a lane of the opposite direction (scored as the leaderboard's "outside route lanes")
 
 
 class DriveTrace:
@@ -56,6 +57,7 @@ class DriveTrace:
             brake_probability=float("nan") if debug.brake_probability is None else debug.brake_probability,
             expert_target_speed=self.expert.target_speed, throttle=control.throttle, steer=control.steer,
             brake=control.brake, collision=bool(obs.events.collisions), red_light=obs.events.red_light,
+            outside_lanes=obs.events.off_road or obs.events.lane_invasion,
         ))  # fmt: skip
 
     def write(self, path: Path) -> None:
@@ -74,7 +76,8 @@ NEAR_LIGHT_M = 30.0  # the light ahead is shaded in the plot when its stop line 
 
 def plot_trace(rows: list[TraceRow], path: Path, title: str) -> None:
     """Speed, the agent's and the expert's target speed, and the brake probability over time; the light
-    ahead (when near) shades the background; collisions and red-light infractions are marked."""
+    ahead (when near) shades the background; collisions, red-light infractions and steps outside the lanes
+    are marked along the time axis."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -90,7 +93,7 @@ def plot_trace(rows: list[TraceRow], path: Path, title: str) -> None:
     ax.plot(t, [r.speed for r in rows], "k", label="speed")
     ax.plot(t, [r.target_speed for r in rows], "b", label="agent target speed")
     ax.plot(t, [r.expert_target_speed for r in rows], "m--", label="expert target speed")
-    for name, marker, color in (("collision", "x", "red"), ("red_light", "o", "darkred")):
+    for name, marker, color in (("collision", "x", "red"), ("red_light", "o", "darkred"), ("outside_lanes", "|", "orange")):
         hits = [r.time for r in rows if getattr(r, name)]
         ax.plot(hits, [0.0] * len(hits), marker, color=color, ls="", label=name.replace("_", " ") if hits else None)
     ax.set_ylabel("m/s")
