@@ -125,9 +125,9 @@ def test_balanced_start_weight_is_waits_over_starts_and_capped():
 
     config = PolicyConfig()
     assert start_counts(frames(4, 40, 100), config) == (4, 40)
-    assert resolve_start_weight(frames(4, 40, 100), config) == 10.0
-    assert resolve_start_weight(frames(1, 500, 0), config) == MAX_START_WEIGHT
-    assert resolve_start_weight(frames(50, 10, 0), config) == 1.0  # never below 1
-    assert resolve_start_weight(frames(4, 40, 0), PolicyConfig(start_weight=3.0)) == 3.0
+    assert resolve_start_weight(config, *start_counts(frames(4, 40, 100), config)) == 10.0
+    assert resolve_start_weight(config, *start_counts(frames(1, 500, 0), config)) == MAX_START_WEIGHT
+    assert resolve_start_weight(config, *start_counts(frames(50, 10, 0), config)) == 1.0  # never below 1
+    assert resolve_start_weight(PolicyConfig(start_weight=3.0), 4, 40) == 3.0
     with pytest.raises(ValueError, match="start_weight"):
         PolicyConfig(start_weight=-1.0)

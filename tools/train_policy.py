@@ -86,11 +86,11 @@ def start_counts(dataset: DrivingDataset | FrameUnion, config: PolicyConfig) -> 
     return int(is_start(speed, target, config).sum()), int(is_wait(speed, target, config).sum())
 
 
-def resolve_start_weight(dataset: DrivingDataset | FrameUnion, config: PolicyConfig) -> float:
-    """``config.start_weight``, or for 0 the weight that makes start frames weigh as much as waiting frames."""
+def resolve_start_weight(config: PolicyConfig, starts: int, waits: int) -> float:
+    """``config.start_weight``, or for 0 the weight that makes ``starts`` start frames weigh as much as
+    ``waits`` waiting frames (:func:`start_counts`)."""
     if config.start_weight > 0:
         return config.start_weight
-    starts, waits = start_counts(dataset, config)
     return min(max(waits / max(starts, 1), 1.0), MAX_START_WEIGHT)
 
 
@@ -178,7 +178,8 @@ def run(config: PolicyTrainConfig) -> int:
     augment = Augment(config.augment) if config.augment.enabled else None
     train_set = training_set(config, augment)
     val_set = DrivingDataset(config.data.root, config.data.val_towns, config.classes, config.data.camera, None, config.data.cache)
-    start_weight = resolve_start_weight(train_set, config.model)
+    starts, waits = start_counts(train_set, config.model)
+    start_weight = resolve_start_weight(config.model, starts, waits)
     batches = PolicyBatches(train_set, config, model_config.perception.gaussian_alpha, start_weight)
     val_batches = PolicyBatches(val_set, config, model_config.perception.gaussian_alpha)
     trainer = Trainer(
@@ -190,7 +191,6 @@ def run(config: PolicyTrainConfig) -> int:
     )  # fmt: skip
     if trainer.dist.is_main:
         params = sum(p.numel() for p in model.model.policy.parameters())
-        starts, waits = start_counts(train_set, config.model)
         print(f"train-policy ({config.inputs} inputs): {len(train_set)} frames, val {len(val_set)}; "
               f"policy {params / 1e6:.2f} M parameters; {trainer.total_steps} steps; out {config.train.out}\n"
               f"standing frames: {starts} where the expert starts (loss weight {start_weight:.1f}), {waits} where it waits")  # fmt: skip
