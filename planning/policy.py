@@ -45,10 +45,14 @@ class PolicyConfig:
     brake_below: float = 0.3  # (float) target speeds below this (m/s) are brake labels
     standing_below: float = 0.5  # (float) ego speeds below this (m/s) count as standing (for start_weight)
     start_weight: float = 0.0  # (float) loss weight of "standing, expert starts" frames; 0 = balance them against "standing, expert waits" (docs/policy.md)
+    slowing_margin: float = 1.0  # (float) m/s; a moving frame whose expert target speed is this much below the ego speed is a slowing frame
+    slow_weight: float = 1.0  # (float) loss weight of slowing frames (rare: red lights and traffic approached at speed; docs/policy.md)
 
     def __post_init__(self) -> None:
         if self.start_weight < 0:
             raise ValueError(f"start_weight must be >= 0 (0 = balanced), got {self.start_weight}")
+        if self.slow_weight <= 0:
+            raise ValueError(f"slow_weight must be > 0, got {self.slow_weight}")
 
 
 def command_index(command: torch.Tensor) -> torch.Tensor:
@@ -114,6 +118,12 @@ def is_start(speed: torch.Tensor, target_speed: torch.Tensor, config: PolicyConf
 def is_wait(speed: torch.Tensor, target_speed: torch.Tensor, config: PolicyConfig) -> torch.Tensor:
     """Frames where the ego stands and the expert keeps it standing (red light, traffic ahead)."""
     return (speed < config.standing_below) & (target_speed < config.brake_below)
+
+
+def is_slowing(speed: torch.Tensor, target_speed: torch.Tensor, config: PolicyConfig) -> torch.Tensor:
+    """Frames where the ego moves and the expert asks for clearly less speed (a red light or traffic ahead):
+    about 4 % of the frames, where a policy that copies its own speed goes wrong; they get ``slow_weight``."""
+    return (speed >= config.standing_below) & (target_speed < speed - config.slowing_margin)
 
 
 def build_policy(config: PolicyConfig) -> DrivingPolicy:

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from planning.labels import path_points
-from planning.policy import COMMANDS, DrivingPolicy, PolicyConfig, command_index, ground_truth_to_policy_inputs, is_start
+from planning.policy import COMMANDS, DrivingPolicy, PolicyConfig, command_index, ground_truth_to_policy_inputs, is_slowing, is_start
 from sim.conventions import RoadOption
-from tools.train_policy import MAX_START_WEIGHT, resolve_start_weight, start_counts
+from tools.train_policy import MAX_START_WEIGHT, resolve_start_weight, frame_counts
 
 
 def test_command_index_covers_every_roadoption():
@@ -120,14 +120,24 @@ def test_start_weight_moves_the_brake_probability_of_ambiguous_standing_frames()
 def test_balanced_start_weight_is_waits_over_starts_and_capped():
     def frames(starts: int, waits: int, moving: int) -> SimpleNamespace:
         records = [{"speed": 0.1, "expert_target_speed": 5.0}] * starts + [{"speed": 0.0, "expert_target_speed": 0.0}] * waits
-        records += [{"speed": 6.0, "expert_target_speed": 0.0}] * moving  # braking while moving: neither
+        records += [{"speed": 6.0, "expert_target_speed": 0.0}] * moving  # braking while moving: slowing
+        records += [{"speed": 6.0, "expert_target_speed": 5.5}] * 7  # cruising: none of the three
         return SimpleNamespace(frames=[SimpleNamespace(record=r) for r in records])
 
     config = PolicyConfig()
-    assert start_counts(frames(4, 40, 100), config) == (4, 40)
-    assert resolve_start_weight(config, *start_counts(frames(4, 40, 100), config)) == 10.0
-    assert resolve_start_weight(config, *start_counts(frames(1, 500, 0), config)) == MAX_START_WEIGHT
-    assert resolve_start_weight(config, *start_counts(frames(50, 10, 0), config)) == 1.0  # never below 1
+    assert frame_counts(frames(4, 40, 100), config) == (4, 40, 100)
+    assert resolve_start_weight(config, *frame_counts(frames(4, 40, 100), config)[:2]) == 10.0
+    assert resolve_start_weight(config, *frame_counts(frames(1, 500, 0), config)[:2]) == MAX_START_WEIGHT
+    assert resolve_start_weight(config, *frame_counts(frames(50, 10, 0), config)[:2]) == 1.0  # never below 1
     assert resolve_start_weight(PolicyConfig(start_weight=3.0), 4, 40) == 3.0
     with pytest.raises(ValueError, match="start_weight"):
         PolicyConfig(start_weight=-1.0)
+
+
+def test_slowing_frames_are_moving_frames_the_expert_slows_by_more_than_the_margin():
+    config = PolicyConfig(slowing_margin=1.0)
+    speed = torch.tensor([6.0, 6.0, 6.0, 0.2, 3.0])
+    target = torch.tensor([4.0, 5.5, 0.0, 0.0, 3.0])
+    assert is_slowing(speed, target, config).tolist() == [True, False, True, False, False]
+    with pytest.raises(ValueError, match="slow_weight"):
+        PolicyConfig(slow_weight=0.0)

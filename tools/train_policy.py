@@ -19,7 +19,7 @@ from perception.training.checkpoint import load_checkpoint, model_spec, to_plain
 from perception.training.trainer import TrainConfig, Trainer
 from planning.driving_model import DrivingModelConfig, build_policy_training
 from planning.labels import path_points
-from planning.policy import PolicyConfig, ground_truth_to_policy_inputs, is_start, is_wait
+from planning.policy import PolicyConfig, ground_truth_to_policy_inputs, is_slowing, is_start, is_wait
 from sim.config import config_from_dict
 from sim.dataset_io import MANIFEST_NAME, DatasetError
 from tools.train import fit_and_report
@@ -79,16 +79,17 @@ def training_set(config: PolicyTrainConfig, augment: Augment | None) -> DrivingD
 MAX_START_WEIGHT = 50.0  # a balanced start weight is capped here (a handful of start frames must not dominate)
 
 
-def start_counts(dataset: DrivingDataset | FrameUnion, config: PolicyConfig) -> tuple[int, int]:
-    """Frames of ``dataset`` where the ego stands and the expert starts, and where it stands and waits."""
+def frame_counts(dataset: DrivingDataset | FrameUnion, config: PolicyConfig) -> tuple[int, int, int]:
+    """Frames of ``dataset`` where the ego stands and the expert starts, where it stands and waits, and
+    where it moves and the expert slows down."""
     speed = torch.tensor([f.record["speed"] for f in dataset.frames], dtype=torch.float32)
     target = torch.tensor([f.record.get("expert_target_speed") or 0.0 for f in dataset.frames], dtype=torch.float32)
-    return int(is_start(speed, target, config).sum()), int(is_wait(speed, target, config).sum())
+    return tuple(int(select(speed, target, config).sum()) for select in (is_start, is_wait, is_slowing))
 
 
 def resolve_start_weight(config: PolicyConfig, starts: int, waits: int) -> float:
     """``config.start_weight``, or for 0 the weight that makes ``starts`` start frames weigh as much as
-    ``waits`` waiting frames (:func:`start_counts`)."""
+    ``waits`` waiting frames (:func:`frame_counts`)."""
     if config.start_weight > 0:
         return config.start_weight
     return min(max(waits / max(starts, 1), 1.0), MAX_START_WEIGHT)
@@ -96,7 +97,7 @@ def resolve_start_weight(config: PolicyConfig, starts: int, waits: int) -> float
 
 class PolicyBatches:
     """Collate for policy training: images or privileged inputs, plus path, target-speed and weight labels
-    ("standing, expert starts" frames weigh ``start_weight``)."""
+    ("standing, expert starts" frames weigh ``start_weight``, slowing frames ``model.slow_weight``)."""
 
     def __init__(self, dataset: DrivingDataset | FrameUnion, config: PolicyTrainConfig, gaussian_alpha: float,
                  start_weight: float = 1.0):  # fmt: skip
@@ -112,12 +113,13 @@ class PolicyBatches:
         if unlabelled:
             raise ValueError(f"{unlabelled[0]}: frames without expert_target_speed; re-record with this version")
         target_speed = torch.tensor([f.record["expert_target_speed"] for f in frames], dtype=torch.float32)
-        start = is_start(p["speed"].float(), target_speed, m)
+        speed = p["speed"].float()
+        weight = torch.where(is_slowing(speed, target_speed, m), m.slow_weight, 1.0)
         targets = {
             "path": torch.from_numpy(np.stack(paths)),
             "path_valid": torch.from_numpy(np.stack(valid)),
             "target_speed": target_speed,
-            "weight": torch.where(start, self.start_weight, 1.0),
+            "weight": torch.where(is_start(speed, target_speed, m), self.start_weight, weight),
         }
         inputs = {"speed": p["speed"], "command": p["command"]}
         if self.config.inputs == "ground_truth":
@@ -131,9 +133,11 @@ class PolicyBatches:
 
 def policy_metrics(model: nn.Module, dataset: DrivingDataset, batches: PolicyBatches, batch_size: int = 64) -> dict[str, float]:
     """Mean path error (m), target-speed error (m/s) and brake accuracy on ``dataset``; brake accuracy also
-    on the standing frames alone, where the expert starts (``start_acc``) and where it waits (``wait_acc``)."""
+    on the standing frames alone, where the expert starts (``start_acc``) and where it waits (``wait_acc``),
+    and the target-speed error on slowing frames (``slow_speed_l1``)."""
     sums = {"path_l1_m": 0.0, "speed_l1": 0.0, "brake_acc": 0.0}
     standing = {"start_acc": [0.0, 0], "wait_acc": [0.0, 0]}
+    slowing = [0.0, 0]
     n = 0
     with torch.no_grad():
         for start in range(0, len(dataset), batch_size):
@@ -150,9 +154,13 @@ def policy_metrics(model: nn.Module, dataset: DrivingDataset, batches: PolicyBat
                 chosen = select(inputs["speed"].float(), targets["target_speed"], batches.config.model)
                 standing[name][0] += float(correct[chosen].sum())
                 standing[name][1] += int(chosen.sum())
+            chosen = is_slowing(inputs["speed"].float(), targets["target_speed"], batches.config.model)
+            slowing[0] += float(torch.abs(out["target_speed"] - targets["target_speed"])[chosen].sum())
+            slowing[1] += int(chosen.sum())
             n += b
     metrics = {k: v / max(n, 1) for k, v in sums.items()}
-    return metrics | {k: hits / count for k, (hits, count) in standing.items() if count}
+    metrics |= {k: hits / count for k, (hits, count) in standing.items() if count}
+    return metrics | ({"slow_speed_l1": slowing[0] / slowing[1]} if slowing[1] else {})
 
 
 def build_model(config: PolicyTrainConfig) -> tuple[nn.Module, DrivingModelConfig]:
@@ -178,7 +186,7 @@ def run(config: PolicyTrainConfig) -> int:
     augment = Augment(config.augment) if config.augment.enabled else None
     train_set = training_set(config, augment)
     val_set = DrivingDataset(config.data.root, config.data.val_towns, config.classes, config.data.camera, None, config.data.cache)
-    starts, waits = start_counts(train_set, config.model)
+    starts, waits, slows = frame_counts(train_set, config.model)
     start_weight = resolve_start_weight(config.model, starts, waits)
     batches = PolicyBatches(train_set, config, model_config.perception.gaussian_alpha, start_weight)
     val_batches = PolicyBatches(val_set, config, model_config.perception.gaussian_alpha)
@@ -193,7 +201,8 @@ def run(config: PolicyTrainConfig) -> int:
         params = sum(p.numel() for p in model.model.policy.parameters())
         print(f"train-policy ({config.inputs} inputs): {len(train_set)} frames, val {len(val_set)}; "
               f"policy {params / 1e6:.2f} M parameters; {trainer.total_steps} steps; out {config.train.out}\n"
-              f"standing frames: {starts} where the expert starts (loss weight {start_weight:.1f}), {waits} where it waits")  # fmt: skip
+              f"standing frames: {starts} where the expert starts (loss weight {start_weight:.1f}), {waits} where it waits; "
+              f"{slows} slowing frames (loss weight {config.model.slow_weight:.1f})")  # fmt: skip
     return fit_and_report(trainer, "train-policy")
 
 
