@@ -175,11 +175,12 @@ class DrivingDataset(Dataset):
             image, mask = self._decode(index)
         boxes, labels = self.boxes(index)
         policy = policy_targets(self.frames[index].record)
+        flipped = False
         if self.augment is not None:
             seed = int(np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(1)[0])
             out = self.augment(image, mask, boxes, labels, seed)
-            image, mask, boxes, labels = out.image, out.mask, out.boxes, out.labels
-            if out.flipped:
+            image, mask, boxes, labels, flipped = out.image, out.mask, out.boxes, out.labels, out.flipped
+            if flipped:
                 policy = flip_policy(policy)
         return {
             "image": torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1),
@@ -187,6 +188,7 @@ class DrivingDataset(Dataset):
             "boxes": torch.from_numpy(boxes),
             "labels": torch.from_numpy(labels),
             "policy": {k: torch.as_tensor(v) for k, v in policy.items()},
+            "flipped": flipped,
             "index": index,
         }
 
@@ -227,7 +229,7 @@ def _from_numpy(data: Any) -> Any:
 
 
 def collate(samples: list[dict]) -> Batch:
-    """-> (images (B,3,H,W) uint8, targets: mask (B,H,W) uint8, boxes/labels lists, policy stacked, index).
+    """-> (images (B,3,H,W) uint8, targets: mask (B,H,W) uint8, boxes/labels lists, policy stacked, flipped, index).
 
     Images keep the samples' HxWx3 memory: the batch is channels-last (NHWC strides), so stacking is a plain
     copy and the trainer's channels-last conversion none. In a DataLoader worker, images and masks are stacked
@@ -238,6 +240,7 @@ def collate(samples: list[dict]) -> Batch:
         "boxes": [s["boxes"] for s in samples],
         "labels": [s["labels"] for s in samples],
         "policy": {k: torch.stack([s["policy"][k] for s in samples]) for k in samples[0]["policy"]},
+        "flipped": torch.tensor([s["flipped"] for s in samples]),
         "index": torch.tensor([s["index"] for s in samples]),
     }
     return Batch((images, targets))

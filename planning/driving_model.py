@@ -34,6 +34,7 @@ class DrivingModel(nn.Module):
         self.perception = MultiTaskNet(config.perception)
         self.policy = DrivingPolicy(config.policy)
         self.perception.requires_grad_(False)
+        self.perception.eval()
 
     def train(self, mode: bool = True) -> DrivingModel:
         """Only the policy trains; the perception part stays in eval mode (frozen batch-norm statistics)."""
@@ -46,14 +47,18 @@ class DrivingModel(nn.Module):
         seg, det = perception_to_policy_inputs(seen["seg"], seen["heatmap"])
         return {**seen, **self.policy(seg, det, speed, command)}
 
+    @torch.no_grad()
+    def perceive(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The policy's inputs for a batch of frames: (seg probabilities, detection heatmaps) at 1/4 resolution."""
+        seen = self.perception(image)
+        return perception_to_policy_inputs(seen["seg"], seen["heatmap"])
+
     def forward_batch(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Training entry: ``inputs`` has ``speed``, ``command`` and either ``image`` or ``seg``/``det`` (privileged)."""
+        """Training entry: ``inputs`` has ``speed``, ``command`` and either ``image`` or ``seg``/``det`` (privileged
+        inputs, or perception outputs computed beforehand: :mod:`planning.input_cache`)."""
         if "seg" in inputs:
             return self.policy(inputs["seg"], inputs["det"], inputs["speed"], inputs["command"])
-        with torch.no_grad():
-            seen = self.perception(inputs["image"])
-            seg, det = perception_to_policy_inputs(seen["seg"], seen["heatmap"])
-        return self.policy(seg, det, inputs["speed"], inputs["command"])
+        return self.policy(*self.perceive(inputs["image"]), inputs["speed"], inputs["command"])
 
     def compute_loss(self, outputs: dict[str, torch.Tensor], targets: dict) -> dict[str, torch.Tensor]:
         return self.policy.compute_loss(outputs, targets)

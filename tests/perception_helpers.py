@@ -66,7 +66,7 @@ def trained_driving_runs() -> Path:
                                                      "det_classes": to_plain(ClassMap().det)}})  # fmt: skip
     base = tiny_config(root)
     policy = PolicyConfig(input_size=(HEIGHT // 4, WIDTH // 4), channels=[8, 16], hidden=32)
-    config = PolicyTrainConfig(perception=str(tmp / "perception.pt"), data=base.data, model=policy,
+    config = PolicyTrainConfig(perception=str(tmp / "perception.pt"), data=base.data, model=policy, cache_dir=str(tmp / "inputs"),
                                train=replace(base.train, out=str(tmp / "gt"), epochs=1, batch_size=4, warmup_steps=1,
                                              ema=False, workers=0, channels_last=False))  # fmt: skip
     assert run(replace(config, inputs="ground_truth")) == 0

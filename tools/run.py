@@ -49,6 +49,7 @@ def stage_configs(config: PipelineConfig) -> dict[str, object]:
                          val=replace(p.val, checkpoint=str(out / "perception" / "last.pt"), out=str(out / "perception" / "val")))  # fmt: skip
     policy = replace(config.policy, perception=str(out / "perception" / "last.pt"), data=perception.data,
                      classes=perception.classes, init=str(out / "policy_gt" / "last.pt"), inputs="perception",
+                     cache_dir=str(out / "policy_inputs"),
                      train=replace(config.policy.train, out=str(out / "policy")))  # fmt: skip
     policy_gt = replace(policy, inputs="ground_truth", init="",
                         train=replace(policy.train, out=str(out / "policy_gt"), epochs=config.policy_gt_epochs))  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -16,8 +17,10 @@ from perception.dataset import DataConfig, DrivingDataset, collate
 from perception.losses import detection_targets
 from perception.models.multitask import DET_STRIDE
 from perception.training.checkpoint import load_checkpoint, model_spec, to_plain
+from perception.training.distributed import resolve_device
 from perception.training.trainer import TrainConfig, Trainer
 from planning.driving_model import DrivingModelConfig, build_policy_training
+from planning.input_cache import PolicyInputCache, build_input_cache
 from planning.labels import path_points
 from planning.policy import PolicyConfig, ground_truth_to_policy_inputs, is_slowing, is_start, is_wait
 from sim.config import config_from_dict
@@ -36,11 +39,17 @@ class PolicyTrainConfig:
     init: str = ""  # (str) policy checkpoint to start from (e.g. the ground-truth stage); empty = from scratch
     data: DataConfig = field(default_factory=lambda: DataConfig(root="data/driving"))
     extra_roots: list[str] = field(default_factory=list)  # (list[str]) more datasets whose train-town frames join training
+    cache_views: int = 2  # (int) inputs=perception: compute the perception outputs once per augmented view and keep them (epoch e reads view e mod cache_views); 0 = run perception every step
+    cache_dir: str = "runs/policy_inputs"  # (str) folder of those cached outputs, one subfolder per (weights, dataset, augmentation)
     classes: ClassMap = field(default_factory=ClassMap)
     augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(affine=0.0))
     model: PolicyConfig = field(default_factory=PolicyConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(out="runs/policy", epochs=10, batch_size=32, lr=1e-3,
                                                                     warmup_steps=50, ema=False))  # fmt: skip
+
+    def __post_init__(self) -> None:
+        if self.cache_views < 0:
+            raise ValueError(f"cache_views must be >= 0 (0 = no cache), got {self.cache_views}")
 
 
 CONFIG_CLASS = PolicyTrainConfig
@@ -68,12 +77,30 @@ class FrameUnion(ConcatDataset):
             part.set_epoch(epoch)
 
 
-def training_set(config: PolicyTrainConfig, augment: Augment | None) -> DrivingDataset | FrameUnion:
-    """The train towns' frames of ``data.root`` and, with ``extra_roots``, of those datasets too."""
+def training_set(config: PolicyTrainConfig, augment: Augment | None, model: nn.Module | None = None) -> DrivingDataset | FrameUnion:
+    """The train towns' frames of ``data.root`` and, with ``extra_roots``, of those datasets too; with ``model``
+    (inputs=perception and ``cache_views``) each dataset's perception outputs come from its cache."""
     d = config.data
     parts = [DrivingDataset(root, d.train_towns, config.classes, d.camera, augment, d.cache, config.train.seed)
              for root in [d.root, *config.extra_roots]]  # fmt: skip
+    if model is not None:
+        parts = [cached_inputs(config, part, model, config.cache_views) for part in parts]
     return FrameUnion(parts) if config.extra_roots else parts[0]
+
+
+def cached_inputs(config: PolicyTrainConfig, dataset: DrivingDataset, model: nn.Module, views: int) -> PolicyInputCache:
+    """``dataset`` with its perception outputs computed once per view (:mod:`planning.input_cache`)."""
+    augment = to_plain(config.augment) if dataset.augment is not None else None
+    device = resolve_device(config.train.device, int(os.environ.get("LOCAL_RANK", "0")))
+    layout = torch.channels_last if config.train.channels_last else torch.contiguous_format
+    model.to(device, memory_format=layout)
+
+    def perceive(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        seg, det = model.model.perceive(images.to(device).contiguous(memory_format=layout))
+        return seg.cpu(), det.cpu()
+
+    return build_input_cache(perceive, dataset, config.perception, augment, views, config.cache_dir,
+                             config.train.batch_size, config.train.workers)  # fmt: skip
 
 
 MAX_START_WEIGHT = 50.0  # a balanced start weight is capped here (a handful of start frames must not dominate)
@@ -104,31 +131,42 @@ class PolicyBatches:
         self.dataset, self.config, self.alpha, self.start_weight = dataset, config, gaussian_alpha, start_weight
 
     def __call__(self, samples: list[dict]) -> tuple[dict, dict]:
-        images, t = collate(samples)
-        p, m = t["policy"], self.config.model
+        if "inputs" in samples[0]:  # perception outputs from the cache (planning.input_cache), uint8
+            p = {k: torch.stack([s["policy"][k] for s in samples]) for k in samples[0]["policy"]}
+            cached = torch.stack([s["inputs"] for s in samples]).float().div_(255)
+            split = len(self.config.classes.seg)
+            inputs = {"seg": cached[:, :split], "det": cached[:, split:]}
+            index = [s["index"] for s in samples]
+        else:
+            images, t = collate(samples)
+            p, index = t["policy"], t["index"].tolist()
+            if self.config.inputs == "ground_truth":
+                size = (images.shape[-2] // DET_STRIDE, images.shape[-1] // DET_STRIDE)
+                heat, _, _ = detection_targets(t["boxes"], t["labels"], len(self.config.classes.det), size, DET_STRIDE, self.alpha)
+                seg, det = ground_truth_to_policy_inputs(t["mask"], heat, len(self.config.classes.seg))
+                inputs = {"seg": seg, "det": det}
+            else:
+                inputs = {"image": images}
+        return inputs | {"speed": p["speed"], "command": p["command"]}, self.labels(p, index)
+
+    def labels(self, p: dict[str, torch.Tensor], index: list[int]) -> dict[str, torch.Tensor]:
+        """Path, validity, target-speed and weight labels of a batch (policy targets ``p``, dataset indices)."""
+        m = self.config.model
         paths, valid = zip(*(path_points(w.numpy(), v.numpy(), m.num_points, m.point_spacing)
                              for w, v in zip(p["waypoints"], p["waypoints_valid"])))  # fmt: skip
-        frames = [self.dataset.frames[int(i)] for i in t["index"]]
+        frames = [self.dataset.frames[i] for i in index]
         unlabelled = [f.episode for f in frames if f.record.get("expert_target_speed") is None]
         if unlabelled:
             raise ValueError(f"{unlabelled[0]}: frames without expert_target_speed; re-record with this version")
         target_speed = torch.tensor([f.record["expert_target_speed"] for f in frames], dtype=torch.float32)
         speed = p["speed"].float()
         weight = torch.where(is_slowing(speed, target_speed, m), m.slow_weight, 1.0)
-        targets = {
+        return {
             "path": torch.from_numpy(np.stack(paths)),
             "path_valid": torch.from_numpy(np.stack(valid)),
             "target_speed": target_speed,
             "weight": torch.where(is_start(speed, target_speed, m), self.start_weight, weight),
         }
-        inputs = {"speed": p["speed"], "command": p["command"]}
-        if self.config.inputs == "ground_truth":
-            size = (images.shape[-2] // DET_STRIDE, images.shape[-1] // DET_STRIDE)
-            heat, _, _ = detection_targets(t["boxes"], t["labels"], len(self.config.classes.det), size, DET_STRIDE, self.alpha)
-            inputs["seg"], inputs["det"] = ground_truth_to_policy_inputs(t["mask"], heat, len(self.config.classes.seg))
-        else:
-            inputs["image"] = images
-        return inputs, targets
 
 
 def policy_metrics(model: nn.Module, dataset: DrivingDataset, batches: PolicyBatches, batch_size: int = 64) -> dict[str, float]:
@@ -184,8 +222,11 @@ def run(config: PolicyTrainConfig) -> int:
     model, model_config = build_model(config)
     perception_meta = load_checkpoint(config.perception).get("meta", {})
     augment = Augment(config.augment) if config.augment.enabled else None
-    train_set = training_set(config, augment)
+    cache = model if config.inputs == "perception" and config.cache_views > 0 else None
+    train_set = training_set(config, augment, cache)
     val_set = DrivingDataset(config.data.root, config.data.val_towns, config.classes, config.data.camera, None, config.data.cache)
+    if cache is not None:
+        val_set = cached_inputs(config, val_set, model, 1)
     starts, waits, slows = frame_counts(train_set, config.model)
     start_weight = resolve_start_weight(config.model, starts, waits)
     batches = PolicyBatches(train_set, config, model_config.perception.gaussian_alpha, start_weight)
