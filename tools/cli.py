@@ -9,6 +9,7 @@ the verb's documented defaults.
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 from pathlib import Path
 
@@ -60,6 +61,10 @@ def _help(module) -> str:
     return "\n".join(text)
 
 
+def _interrupt(signum: int, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -85,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"drivestack {verb}: {e}", file=sys.stderr)
         return 2
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops a job as Ctrl-C does: workers told to stop, files kept
     try:
         return int(module.run(config) or 0)
     except KeyboardInterrupt:
