@@ -58,8 +58,8 @@ class DataConfig:
 
 
 def policy_targets(record: dict) -> dict[str, np.ndarray]:
-    """Policy labels of one record: speed, command, waypoints (+ validity), expert control (throttle, steer,
-    brake) and the expert's target speed (NaN where the record has none)."""
+    """Policy inputs and labels of one record: speed, command, target point, waypoints (+ validity), expert
+    control (throttle, steer, brake) and the expert's target speed (NaN where the record has none)."""
     route = np.zeros((WAYPOINTS, 2), np.float32)
     points = np.asarray(record["route"], np.float32).reshape(-1, 2)[:WAYPOINTS]
     route[: len(points)] = points
@@ -69,6 +69,7 @@ def policy_targets(record: dict) -> dict[str, np.ndarray]:
     return {
         "speed": np.float32(record["speed"]),
         "command": np.int64(record["command"]),
+        "target_point": np.asarray(record["target_point"], np.float32).reshape(2),
         "waypoints": route,
         "waypoints_valid": valid,
         "control": np.array([c["throttle"], c["steer"], c["brake"]], np.float32),
@@ -80,6 +81,7 @@ def flip_policy(targets: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Policy targets of the left-right mirrored scene."""
     out = dict(targets)
     out["waypoints"] = targets["waypoints"] * np.array([1.0, -1.0], np.float32)
+    out["target_point"] = targets["target_point"] * np.array([1.0, -1.0], np.float32)
     out["control"] = targets["control"] * np.array([1.0, -1.0, 1.0], np.float32)
     command = int(targets["command"])
     out["command"] = np.int64(MIRRORED_COMMAND.get(command, command))

@@ -1,8 +1,8 @@
 """The whole driving network: perception + policy in one module, one checkpoint, one ONNX graph.
 
-``forward(image, speed, command)`` takes a uint8-range RGB frame (B,3,H,W), the ego speed (B,) in m/s and
-the RoadOption command (B,), and returns the perception outputs (``seg``, ``heatmap``, ``box``) and the
-policy outputs (``path``, ``target_speed``, ``brake``).
+``forward(image, speed, command, target_point)`` takes a uint8-range RGB frame (B,3,H,W), the ego speed (B,)
+in m/s, the RoadOption command (B,) and the target point (B,2) in the ego frame, and returns the perception
+outputs (``seg``, ``heatmap``, ``box``) and the policy outputs (``path``, ``target_speed``, ``brake``).
 
 For policy training (:mod:`tools.train_policy`) the perception part is frozen (kept in eval mode, no
 gradients) and ``forward_batch`` feeds the policy either the perception outputs or, for the privileged
@@ -19,6 +19,9 @@ from torch import nn
 
 from perception.models.multitask import ModelConfig, MultiTaskNet
 from planning.policy import DrivingPolicy, PolicyConfig, perception_to_policy_inputs
+
+
+INPUTS = ["image", "speed", "command", "target_point"]  # forward's arguments: the fused ONNX graph's input names
 
 
 @dataclass
@@ -42,10 +45,10 @@ class DrivingModel(nn.Module):
         self.perception.eval()
         return self
 
-    def forward(self, image: torch.Tensor, speed: torch.Tensor, command: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, image: torch.Tensor, speed: torch.Tensor, command: torch.Tensor, target_point: torch.Tensor) -> dict[str, torch.Tensor]:
         seen = self.perception(image)
         seg, det = perception_to_policy_inputs(seen["seg"], seen["heatmap"])
-        return {**seen, **self.policy(seg, det, speed, command)}
+        return {**seen, **self.policy(seg, det, speed, command, target_point)}
 
     @torch.no_grad()
     def perceive(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,11 +57,10 @@ class DrivingModel(nn.Module):
         return perception_to_policy_inputs(seen["seg"], seen["heatmap"])
 
     def forward_batch(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Training entry: ``inputs`` has ``speed``, ``command`` and either ``image`` or ``seg``/``det`` (privileged
-        inputs, or perception outputs computed beforehand: :mod:`planning.input_cache`)."""
-        if "seg" in inputs:
-            return self.policy(inputs["seg"], inputs["det"], inputs["speed"], inputs["command"])
-        return self.policy(*self.perceive(inputs["image"]), inputs["speed"], inputs["command"])
+        """Training entry: ``inputs`` has ``speed``, ``command``, ``target_point`` and either ``image`` or
+        ``seg``/``det`` (privileged inputs, or perception outputs computed beforehand: :mod:`planning.input_cache`)."""
+        seg, det = (inputs["seg"], inputs["det"]) if "seg" in inputs else self.perceive(inputs["image"])
+        return self.policy(seg, det, inputs["speed"], inputs["command"], inputs["target_point"])
 
     def compute_loss(self, outputs: dict[str, torch.Tensor], targets: dict) -> dict[str, torch.Tensor]:
         return self.policy.compute_loss(outputs, targets)

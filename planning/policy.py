@@ -6,10 +6,11 @@ class probabilities (softmax of ``seg``, average-pooled) and detection centre he
 built from ground truth (one-hot classes, Gaussian centre heatmaps), which is how training starts
 (privileged, as in Learning by Cheating) before it finishes on the perception network's own predictions.
 
-A small CNN keeps the spatial layout (flattened, not pooled), joins the ego speed, and one head branch per
-high-level command (CIL-style) predicts ``num_points`` path points in the ego frame at fixed arc lengths
-along the way to drive, a target speed, and a brake logit; the branch of the given command is selected
-inside the network (so it exports to ONNX as one graph).
+A small CNN keeps the spatial layout (flattened, not pooled), joins an embedding of the ego speed and the
+target point (the next point of the sparse route plan in the ego frame, as TransFuser and TCP take it:
+:mod:`sim.route_plan`), and one head branch per high-level command (CIL-style) predicts ``num_points`` path
+points in the ego frame at fixed arc lengths along the way to drive, a target speed, and a brake logit; the
+branch of the given command is selected inside the network (so it exports to ONNX as one graph).
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ class PolicyConfig:
     point_spacing: float = 2.0  # (float) metres between path points along the path (first at one spacing)
     speed_scale: float = 10.0  # (float) m/s that maps to 1.0 for speed inputs and targets
     speed_input: bool = True  # (bool) feed the ego speed to the network (false avoids the inertia problem: docs/policy.md)
+    target_scale: float = 20.0  # (float) metres that map to 1.0 for the target-point input
+    measurement_channels: int = 64  # (int) width of the speed + target-point embedding
+    det_strips: int = 0  # (int) the detection heatmaps' maximum in this many vertical strips of the image joins that embedding; 0 = off
     path_weight: float = 1.0  # (float) weight of the L1 path loss (metres)
     speed_weight: float = 1.0  # (float) weight of the L1 target-speed loss (scaled)
     brake_weight: float = 0.5  # (float) weight of the brake BCE
@@ -73,19 +77,25 @@ class DrivingPolicy(nn.Module):
             cin, h, w = cout, (h + 1) // 2, (w + 1) // 2
         self.encoder = nn.Sequential(*layers)
         self.visual = nn.Sequential(nn.Flatten(), nn.Linear(cin * h * w, c.hidden), nn.ReLU(inplace=True))
-        self.speed = nn.Sequential(nn.Linear(1, 32), nn.ReLU(inplace=True)) if c.speed_input else None
-        self.fuse = nn.Sequential(nn.Linear(c.hidden + (32 if c.speed_input else 0), c.hidden), nn.ReLU(inplace=True))
+        m = c.measurement_channels
+        inputs = 2 + int(c.speed_input) + c.det_strips * c.num_det_classes
+        self.measurements = nn.Sequential(nn.Linear(inputs, m), nn.ReLU(inplace=True), nn.Linear(m, m), nn.ReLU(inplace=True))
+        self.fuse = nn.Sequential(nn.Linear(c.hidden + m, c.hidden), nn.ReLU(inplace=True))
         self.outputs_per_branch = 2 * c.num_points + 2
         self.branches = nn.Linear(c.hidden, len(COMMANDS) * self.outputs_per_branch)
 
-    def forward(self, seg_probs: torch.Tensor, det_probs: torch.Tensor, speed: torch.Tensor, command: torch.Tensor) -> dict[str, torch.Tensor]:
-        """seg_probs (B,C,h,w), det_probs (B,D,h,w) in 0..1, speed (B,) m/s, command (B,) RoadOption values."""
+    def forward(self, seg_probs: torch.Tensor, det_probs: torch.Tensor, speed: torch.Tensor, command: torch.Tensor,
+                target_point: torch.Tensor) -> dict[str, torch.Tensor]:  # fmt: skip
+        """seg_probs (B,C,h,w), det_probs (B,D,h,w) in 0..1, speed (B,) m/s, command (B,) RoadOption values,
+        target_point (B,2) metres in the ego frame (x forward, y right)."""
         c = self.config
         x = self.encoder(torch.cat([seg_probs, det_probs], dim=1))
-        parts = [self.visual(x)]
-        if self.speed is not None:
-            parts.append(self.speed(speed.float().view(-1, 1) / c.speed_scale))
-        feature = self.fuse(torch.cat(parts, dim=1))
+        measured = [target_point.float().view(-1, 2) / c.target_scale]
+        if c.speed_input:
+            measured.insert(0, speed.float().view(-1, 1) / c.speed_scale)
+        if c.det_strips:
+            measured.append(strip_maxima(det_probs, c.det_strips))
+        feature = self.fuse(torch.cat([self.visual(x), self.measurements(torch.cat(measured, dim=1))], dim=1))
         out = self.branches(feature).view(-1, len(COMMANDS), self.outputs_per_branch)
         index = command_index(command).view(-1, 1, 1).expand(-1, 1, self.outputs_per_branch)
         chosen = out.gather(1, index).squeeze(1)
@@ -124,6 +134,13 @@ def is_slowing(speed: torch.Tensor, target_speed: torch.Tensor, config: PolicyCo
     """Frames where the ego moves and the expert asks for clearly less speed (a red light or traffic ahead):
     about 4 % of the frames, where a policy that copies its own speed goes wrong; they get ``slow_weight``."""
     return (speed >= config.standing_below) & (target_speed < speed - config.slowing_margin)
+
+
+def strip_maxima(maps: torch.Tensor, strips: int) -> torch.Tensor:
+    """(B,C,h,w) -> (B, C * strips): each channel's maximum in ``strips`` vertical strips of equal width
+    (exports to ONNX as slices and ReduceMax, whatever w is)."""
+    edges = [round(i * maps.shape[-1] / strips) for i in range(strips + 1)]
+    return torch.cat([maps[..., a:b].amax(dim=(-2, -1)) for a, b in zip(edges[:-1], edges[1:])], dim=1)
 
 
 def build_policy(config: PolicyConfig) -> DrivingPolicy:

@@ -2,7 +2,8 @@
 
 The network runs in PyTorch (:class:`TorchDriver`, a driving-model checkpoint) or in ONNX Runtime
 (:class:`OnnxDriver`, the fused graph from ``drivestack export``); one flag (``engine``) switches. The agent
-reads only the camera image, the ego speed, the command and the speed limit of the observation.
+reads only the camera image, the ego speed, the command, the target point (the next point of the sparse
+route plan, as a leaderboard agent gets it) and the speed limit of the observation.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 
 from planning.agent import Agent, AgentDebug
 from planning.controllers import ControllerConfig, WaypointController
+from planning.driving_model import INPUTS
 from sim.interface import Observation, VehicleControl
 from sim.settings import SimConfig
 
@@ -37,7 +39,7 @@ def load_driving_model(path: str | Path):
 
 
 class TorchDriver:
-    """The driving model in PyTorch: (frame HxWx3 uint8, speed, command) -> numpy outputs."""
+    """The driving model in PyTorch: (frame HxWx3 uint8, speed, command, target point (2,)) -> numpy outputs."""
 
     def __init__(self, checkpoint: str | Path, threads: int = 0, perception: str | Path | None = None):
         self.source = str(checkpoint)
@@ -52,9 +54,10 @@ class TorchDriver:
             torch.set_num_threads(threads)
 
     @torch.no_grad()
-    def __call__(self, frame: np.ndarray, speed: float, command: int) -> dict[str, np.ndarray]:
+    def __call__(self, frame: np.ndarray, speed: float, command: int, target_point: np.ndarray) -> dict[str, np.ndarray]:
         image = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).unsqueeze(0)
-        out = self.model(image, torch.tensor([speed], dtype=torch.float32), torch.tensor([command]))
+        target = torch.as_tensor(np.asarray(target_point, np.float32).reshape(1, 2))
+        out = self.model(image, torch.tensor([speed], dtype=torch.float32), torch.tensor([command]), target)
         return {k: v.numpy() for k, v in out.items()}
 
 
@@ -65,12 +68,13 @@ class OnnxDriver:
         from perception.engine import OnnxEngine
 
         self.source = str(path)
-        self.engine = OnnxEngine(path, engine_config, expect={"kind": "fused"})
+        self.engine = OnnxEngine(path, engine_config, expect={"kind": "fused", "inputs": INPUTS})
         self.meta = self.engine.meta
 
-    def __call__(self, frame: np.ndarray, speed: float, command: int) -> dict[str, np.ndarray]:
+    def __call__(self, frame: np.ndarray, speed: float, command: int, target_point: np.ndarray) -> dict[str, np.ndarray]:
         image = np.ascontiguousarray(frame.transpose(2, 0, 1))[None]
-        return self.engine({"image": image, "speed": np.array([speed], np.float32), "command": np.array([command], np.int64)})
+        return self.engine({"image": image, "speed": np.array([speed], np.float32), "command": np.array([command], np.int64),
+                            "target_point": np.asarray(target_point, np.float32).reshape(1, 2)})  # fmt: skip
 
 
 def check_camera(meta: dict, sim_config: SimConfig, camera: str, source: str) -> None:
@@ -100,7 +104,7 @@ class PolicyAgent(Agent):
 
     def run_step(self, obs: Observation) -> VehicleControl:
         t0 = time.perf_counter()
-        out = self.driver(obs.cameras[self.camera].rgb, obs.ego.speed, int(obs.command))
+        out = self.driver(obs.cameras[self.camera].rgb, obs.ego.speed, int(obs.command), obs.target_point)
         t1 = time.perf_counter()
         path = out["path"][0].astype(np.float64)
         brake_probability = 1.0 / (1.0 + np.exp(-float(out["brake"][0])))

@@ -68,6 +68,7 @@ from sim.interface import (
     TrafficLightInfo,
     VehicleControl,
 )
+from sim.route_plan import plan_indices, target_point
 from sim.settings import SimConfig
 
 log = logging.getLogger(__name__)
@@ -265,6 +266,7 @@ class CarlaSimulator(Simulator):
         ]
         log.info("episode: %d vehicles, %d walkers, route %.0f m", len(vehicles), len(walkers), route.length)
         self._tracker = RouteTracker(route, cfg.route_deviation_m)
+        self._route_plan = plan_indices(route.options, route.s)
         self._blocked = BlockedMonitor(cfg.blocked_s)
         self._collisions = CollisionFilter()
         self._red_lights = RedLightMonitor(list(self._light_stops.values()))
@@ -345,6 +347,7 @@ class CarlaSimulator(Simulator):
             ego=ego,
             route=route.ahead(progress, pose.x, pose.y, pose.yaw, ROUTE_POINTS),
             command=route.option_at(progress),
+            target_point=target_point(route.points, route.s, self._route_plan, progress, pose.x, pose.y, pose.yaw),
             traffic_light=self._traffic_light(pose.x, pose.y),
             events=events,
             route_progress=progress,

@@ -25,7 +25,7 @@ import numpy as np
 
 from sim.config import ConfigError, config_from_dict, to_dict
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: records carry target_point
 MANIFEST_NAME = "manifest.json"
 EPISODE_INFO_NAME = "episode.json"
 MEASUREMENTS_NAME = "measurements.jsonl"
@@ -34,7 +34,7 @@ DEPTH_SCALE = 100.0  # stored depth units per metre (centimetres)
 DEPTH_MAX_M = 65535 / DEPTH_SCALE  # 655.35 m: farther (the sky at 1000 m) is clipped to this
 MEASUREMENT_KEYS = (
     "frame", "time", "speed", "acceleration", "pose", "control", "expert_control", "expert_target_speed", "command", "route",
-    "route_progress", "route_length", "speed_limit", "traffic_light", "events", "boxes",
+    "target_point", "route_progress", "route_length", "speed_limit", "traffic_light", "events", "boxes",
 )  # fmt: skip
 
 
@@ -287,7 +287,8 @@ def load_manifest(root: str | Path) -> Manifest:
     path = Path(root) / MANIFEST_NAME
     manifest = _from_dict(Manifest, _read_json(path, "manifest"), path)
     if manifest.format_version != FORMAT_VERSION:
-        raise DatasetError(path, f"format_version {manifest.format_version} is not supported ({FORMAT_VERSION})")
+        raise DatasetError(path, f"format_version {manifest.format_version} is not supported ({FORMAT_VERSION}); "
+                                 f"re-record it with `drivestack collect` (docs/dataset.md: format versions)")
     return manifest
 
 

@@ -18,6 +18,7 @@ from sim.interface import (
 )
 from sim.render import BoxInstances, Lighting, Renderer
 from sim.route import Route, random_route, route_through
+from sim.route_plan import plan_indices, target_point
 from sim.settings import SimConfig
 from sim.town import Town, get_town
 from sim.town_scene import TownScene
@@ -65,6 +66,8 @@ class EmbeddedSimulator(Simulator):
         self._scene = scene
         route_rng, traffic_rng, look_rng = (np.random.default_rng(s) for s in np.random.SeedSequence([seed, route.town]).spawn(3))
         self.route: Route = route_through(self.town, route.waypoints) if route.waypoints else random_route(self.town, route_rng, route.length)
+        self._route_s = np.arange(len(self.route.points), dtype=np.float64)  # points are 1 m apart
+        self.route_plan = plan_indices(self.route.commands, self._route_s)
         p0, p1 = self.route.points[0], self.route.points[min(3, len(self.route.points) - 1)]
         self.ego = BicycleState(x=float(p0[0]), y=float(p0[1]), yaw=math.atan2(p1[1] - p0[1], p1[0] - p0[0]))
         t = self.config.traffic
@@ -123,6 +126,7 @@ class EmbeddedSimulator(Simulator):
             ego=EgoState(pose=pose, speed=ego.speed, acceleration=ego.acceleration, extent=self.params.extent),
             route=local.astype(np.float32),
             command=command,
+            target_point=target_point(self.route.points, self._route_s, self.route_plan, idx, ego.x, ego.y, pose.yaw),
             traffic_light=self._light_ahead(idx),
             events=events,
             route_progress=float(idx),

@@ -17,9 +17,10 @@ from sim.settings import SimConfig
 
 @dataclass
 class ExpertConfig:
-    comfort_decel: float = 2.5  # (float) m/s^2 used to plan stops
+    comfort_decel: float = 2.5  # (float) m/s^2 used to plan stops behind vehicles and pedestrians
+    light_decel: float = 1.5  # (float) m/s^2 used to plan stops at lights: gentle and early, so a camera policy sees the stop coming
     max_lateral_accel: float = 1.8  # (float) m/s^2 in curves
-    stop_margin: float = 1.0  # (float) metres between the front bumper and a stop line
+    stop_margin: float = 2.0  # (float) metres between the front bumper and a stop line
     vehicle_gap: float = 4.0  # (float) metres kept to a vehicle ahead
     pedestrian_gap: float = 5.0  # (float) metres kept to a pedestrian in the path
     corridor_margin: float = 0.7  # (float) metres added to half widths for the path corridor
@@ -51,9 +52,10 @@ class ExpertDriver:
         self.target_speed = target
         return self.controller.control(obs.route, target, speed)
 
-    def _stop_speed(self, distance: float) -> float:
-        """Highest speed from which a comfortable stop within ``distance`` metres is possible."""
-        return math.sqrt(2.0 * self.config.comfort_decel * max(distance, 0.0)) if distance > 0.3 else 0.0
+    def _stop_speed(self, distance: float, decel: float | None = None) -> float:
+        """Highest speed from which a stop within ``distance`` metres at ``decel`` (default: comfort_decel) is possible."""
+        decel = self.config.comfort_decel if decel is None else decel
+        return math.sqrt(2.0 * decel * max(distance, 0.0)) if distance > 0.3 else 0.0
 
     def _curve_speed(self, route: np.ndarray) -> float:
         seg = np.diff(route[:25], axis=0)
@@ -78,7 +80,7 @@ class ExpertDriver:
                 return math.inf
         if distance < -obs.ego.extent[0]:
             return math.inf
-        return self._stop_speed(distance)
+        return self._stop_speed(distance, self.config.light_decel)
 
     def _obstacle_speed(self, obs: Observation) -> float:
         """Speed limit from the nearest actor (now or predicted) inside the corridor along the route."""

@@ -138,6 +138,7 @@ class Observation:
     ego: EgoState
     route: np.ndarray  # (N, 2) route ahead in the ego frame (x fwd, y right), 1 m apart
     command: RoadOption
+    target_point: np.ndarray  # (2,) next point of the sparse route plan, ego frame (sim.route_plan)
     traffic_light: TrafficLightInfo
     events: Events
     route_progress: float  # metres driven along the route

@@ -255,6 +255,7 @@ def measurement_record(
         "expert_target_speed": None if target_speed is None else _r(target_speed),
         "command": int(obs.command),
         "route": (np.round(np.asarray(obs.route, dtype=np.float64)[:ROUTE_POINTS], 2) + 0.0).tolist(),
+        "target_point": (np.round(np.asarray(obs.target_point, dtype=np.float64), 2) + 0.0).tolist(),
         "route_progress": _r(obs.route_progress),
         "route_length": _r(obs.route_length),
         "speed_limit": _r(obs.speed_limit),

@@ -710,6 +710,7 @@ def test_episode_observations():
         assert [a.id for a in obs.actors] == [parked.id]
         assert obs.route.shape == (50, 2) and obs.command == RoadOption.LANEFOLLOW
         np.testing.assert_allclose(obs.route[:, 0], np.arange(50.0), atol=1e-6)
+        np.testing.assert_allclose(obs.target_point, [51.0, 0.0], atol=1e-4)  # the sparse plan's first point past 7.5 m
         assert obs.speed_limit == pytest.approx(8.33)  # the config's limit is below the map's 30 km/h
         assert obs.traffic_light.state == TrafficLightState.GREEN and obs.traffic_light.distance == math.inf
 

@@ -1,5 +1,6 @@
 """ONNX export and the ONNX Runtime engine: parity, metadata, INT8, engine errors, the loop on ORT."""
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -35,7 +36,7 @@ def test_metadata_round_trip(exported):
     meta = read_metadata(exported / "fused_fp32.onnx")
     assert meta["kind"] == "fused" and meta["precision"] == "fp32"
     assert meta["image_size"] == [HEIGHT, WIDTH]
-    assert meta["inputs"] == ["image", "speed", "command"]
+    assert meta["inputs"] == ["image", "speed", "command", "target_point"]
     assert meta["commands"]["LEFT"] == 1 and meta["commands"]["LANEFOLLOW"] == 4
     assert read_metadata(exported / "fused_int8.onnx")["precision"] == "int8"
 
@@ -43,9 +44,9 @@ def test_metadata_round_trip(exported):
 def test_fp32_engine_matches_pytorch_on_recorded_frames(exported):
     torch_driver = TorchDriver(trained_driving_runs() / "pred" / "last.pt")
     engine = OnnxDriver(exported / "fused_fp32.onnx", EngineConfig(warmup=1))
-    for image, speed, command in recorded_inputs(recorded_dataset(), "front", 3):
-        frame = image[0].permute(1, 2, 0).numpy()
-        a, b = torch_driver(frame, float(speed), int(command)), engine(frame, float(speed), int(command))
+    for image, speed, command, target in recorded_inputs(recorded_dataset(), "front", 3):
+        frame, measured = image[0].permute(1, 2, 0).numpy(), (float(speed), int(command), target[0].numpy())
+        a, b = torch_driver(frame, *measured), engine(frame, *measured)
         for name in ("seg", "heatmap", "path", "target_speed", "brake"):
             np.testing.assert_allclose(b[name], a[name], atol=1e-4, err_msg=name)
 
@@ -54,8 +55,8 @@ def test_int8_stays_within_tolerance_of_fp32(exported):
     fp32 = OnnxEngine(exported / "fused_fp32.onnx", EngineConfig(warmup=0))
     int8 = OnnxEngine(exported / "fused_int8.onnx", EngineConfig(warmup=0))
     agree = []
-    for image, speed, command in recorded_inputs(recorded_dataset(), "front", 4):
-        feeds = {"image": image.numpy(), "speed": speed.numpy(), "command": command.numpy()}
+    for image, speed, command, target in recorded_inputs(recorded_dataset(), "front", 4):
+        feeds = {"image": image.numpy(), "speed": speed.numpy(), "command": command.numpy(), "target_point": target.numpy()}
         a, b = fp32(feeds), int8(feeds)
         agree.append((a["seg"].argmax(1) == b["seg"].argmax(1)).mean())
         assert np.abs(a["path"] - b["path"]).max() < 1.0  # metres
@@ -71,8 +72,15 @@ def test_engine_errors_name_what_is_wrong(exported, tmp_path):
         OnnxEngine(corrupt)
     with pytest.raises(EngineError, match="kind is 'perception', the config expects 'fused'"):
         OnnxEngine(exported / "perception_fp32.onnx", expect={"kind": "fused"})
+    old = onnx.load(exported / "fused_fp32.onnx")
+    entry = next(p for p in old.metadata_props if p.key == "drivestack.inputs")
+    entry.value = json.dumps(["image", "speed", "command"])
+    onnx.save(old, tmp_path / "without_target.onnx")
+    with pytest.raises(EngineError, match=r"inputs is \['image', 'speed', 'command'\], the config expects"):
+        OnnxDriver(tmp_path / "without_target.onnx", EngineConfig(warmup=0))
     engine = OnnxEngine(exported / "fused_fp32.onnx", EngineConfig(warmup=0))
-    good = {"image": np.zeros((1, 3, HEIGHT, WIDTH), np.uint8), "speed": np.zeros(1, np.float32), "command": np.full(1, 4)}
+    good = {"image": np.zeros((1, 3, HEIGHT, WIDTH), np.uint8), "speed": np.zeros(1, np.float32), "command": np.full(1, 4),
+            "target_point": np.zeros((1, 2), np.float32)}
     with pytest.raises(EngineError, match="'image' must be uint8, got float32"):
         engine({**good, "image": good["image"].astype(np.float32)})
     with pytest.raises(EngineError, match=r"'image' must have shape \[1, 3, 64, 128\], got \[1, 3, 32, 128\]"):

@@ -34,7 +34,7 @@ def test_driving_score_and_summary():
 
 def _obs(x, speed, collisions=(), red=False, progress=0.0, completed=False):
     return Observation(frame=0, time=x, cameras={}, ego=EgoState(Pose(x=x), speed, 0.0, (2.4, 1.0, 0.7)),
-                       route=np.zeros((50, 2)), command=RoadOption.LANEFOLLOW, traffic_light=TrafficLightInfo(),
+                       route=np.zeros((50, 2)), command=RoadOption.LANEFOLLOW, target_point=np.zeros(2), traffic_light=TrafficLightInfo(),
                        events=Events(collisions=list(collisions), red_light=red, route_completed=completed),
                        route_progress=progress, route_length=100.0, actors=[], speed_limit=8.0)
 

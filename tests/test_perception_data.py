@@ -39,7 +39,7 @@ def test_sample_content_and_collate():
     assert sample["image"].shape == (3, HEIGHT, WIDTH) and str(sample["image"].dtype) == "torch.uint8"
     mask = sample["mask"].numpy()
     assert mask.shape == (HEIGHT, WIDTH) and set(np.unique(mask)) <= set(range(10)) | {IGNORE_INDEX}
-    assert set(sample["policy"]) == {"speed", "command", "waypoints", "waypoints_valid", "control", "target_speed"}
+    assert set(sample["policy"]) == {"speed", "command", "target_point", "waypoints", "waypoints_valid", "control", "target_speed"}
     images, targets = collate([dataset[i] for i in range(4)])
     assert images.shape == (4, 3, HEIGHT, WIDTH) and targets["mask"].shape == (4, HEIGHT, WIDTH)
     assert images.is_contiguous(memory_format=torch.channels_last) and (images[3] == sample["image"]).all()
@@ -130,13 +130,13 @@ def test_flip_mirrors_image_labels_and_policy_targets():
     (RoadOption.STRAIGHT, RoadOption.STRAIGHT), (RoadOption.LANEFOLLOW, RoadOption.LANEFOLLOW),
 ])  # fmt: skip
 def test_flip_policy_commands(command, mirrored):
-    record = {"speed": 5.0, "command": int(command), "route": [[1.0, 0.5], [2.0, -1.5]],
+    record = {"speed": 5.0, "command": int(command), "route": [[1.0, 0.5], [2.0, -1.5]], "target_point": [30.0, -3.5],
               "expert_control": {"throttle": 0.4, "steer": 0.3, "brake": 0.0}, "expert_target_speed": 6.0}  # fmt: skip
     targets = policy_targets(record)
     out = flip_policy(targets)
     assert out["command"] == mirrored
     assert np.allclose(out["control"], [0.4, -0.3, 0.0]) and np.allclose(out["waypoints"][:2], [[1.0, -0.5], [2.0, 1.5]])
-    assert out["speed"] == 5.0 and out["target_speed"] == 6.0
+    assert np.allclose(out["target_point"], [30.0, 3.5]) and out["speed"] == 5.0 and out["target_speed"] == 6.0
     twice = flip_policy(out)
     assert all(np.array_equal(twice[k], targets[k]) for k in targets)
 

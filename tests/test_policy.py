@@ -38,9 +38,14 @@ def test_ground_truth_inputs_are_one_hot_pooled():
     np.testing.assert_allclose(seg[0, :, 1, 1], [1, 0, 0])
 
 
+def ahead(n: int, lateral: float = 0.0) -> torch.Tensor:
+    """Target points 30 m ahead (``lateral`` metres to the right)."""
+    return torch.tensor([[30.0, lateral]]).expand(n, 2)
+
+
 def test_loss_at_init_is_finite_and_backpropagates():
     policy = DrivingPolicy(PolicyConfig(input_size=(16, 32)))
-    out = policy(torch.rand(4, 10, 16, 32), torch.rand(4, 5, 16, 32), torch.rand(4) * 8, torch.tensor([1, 2, 3, 4]))
+    out = policy(torch.rand(4, 10, 16, 32), torch.rand(4, 5, 16, 32), torch.rand(4) * 8, torch.tensor([1, 2, 3, 4]), torch.rand(4, 2) * 30)
     assert out["path"].shape == (4, 5, 2) and out["target_speed"].shape == (4,) and out["brake"].shape == (4,)
     targets = {"path": torch.zeros(4, 5, 2), "path_valid": torch.ones(4, 5, dtype=torch.bool), "target_speed": torch.full((4,), 5.0)}
     losses = policy.compute_loss(out, targets)
@@ -66,13 +71,34 @@ def test_left_and_right_give_different_paths_after_training_on_a_toy_set():
     optim = torch.optim.Adam(policy.parameters(), lr=3e-3)
     speed = torch.full((16,), 4.0)
     for _ in range(150):
-        loss = sum(policy.compute_loss(policy(seg, det, speed, command), targets).values())
+        loss = sum(policy.compute_loss(policy(seg, det, speed, command, ahead(len(speed))), targets).values())
         optim.zero_grad()
         loss.backward()
         optim.step()
     policy.eval()
     with torch.no_grad():
-        out = policy(seg, det, speed, command)["path"]
+        out = policy(seg, det, speed, command, ahead(len(speed)))["path"]
+    assert (out[:8, -1, 1] < -2.0).all() and (out[8:, -1, 1] > 2.0).all()
+
+
+def test_the_target_point_steers_the_path_after_training_on_a_toy_set():
+    """Same scene and command (LANEFOLLOW), target point 3.5 m left or right: the paths must follow it."""
+    torch.manual_seed(0)
+    policy = DrivingPolicy(PolicyConfig(input_size=(16, 32)))
+    seg, det = torch.rand(1, 10, 16, 32).expand(16, -1, -1, -1), torch.rand(1, 5, 16, 32).expand(16, -1, -1, -1)
+    command, speed = torch.full((16,), int(RoadOption.LANEFOLLOW)), torch.full((16,), 5.0)
+    target = torch.cat([ahead(8, -3.5), ahead(8, 3.5)])
+    s = torch.arange(1, 6).float() * 2
+    paths = torch.stack([torch.stack([s, side * 0.3 * s], 1) for side in [-1] * 8 + [1] * 8])
+    targets = {"path": paths, "path_valid": torch.ones(16, 5, dtype=torch.bool), "target_speed": torch.full((16,), 4.0)}
+    optim = torch.optim.Adam(policy.parameters(), lr=3e-3)
+    for _ in range(150):
+        loss = sum(policy.compute_loss(policy(seg, det, speed, command, target), targets).values())
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+    with torch.no_grad():
+        out = policy.eval()(seg, det, speed, command, target)["path"]
     assert (out[:8, -1, 1] < -2.0).all() and (out[8:, -1, 1] > 2.0).all()
 
 
@@ -84,8 +110,8 @@ def test_without_speed_input_the_outputs_do_not_depend_on_speed():
     command = torch.tensor([int(RoadOption.LANEFOLLOW)] * 2)
     with torch.no_grad():
         for model, depends in ((blind, False), (seeing, True)):
-            still = model(seg, det, torch.zeros(2), command)
-            moving = model(seg, det, torch.full((2,), 8.0), command)
+            still = model(seg, det, torch.zeros(2), command, ahead(2))
+            moving = model(seg, det, torch.full((2,), 8.0), command, ahead(2))
             assert torch.allclose(still["target_speed"], moving["target_speed"]) != depends
             assert torch.allclose(still["path"], moving["path"]) != depends
 
@@ -103,12 +129,12 @@ def _brake_probability_after_fit(start_weight: float) -> float:
                "target_speed": target_speed, "weight": weight}  # fmt: skip
     optim = torch.optim.Adam(policy.parameters(), lr=3e-3)
     for _ in range(150):
-        loss = sum(policy.compute_loss(policy(seg, det, speed, command), targets).values())
+        loss = sum(policy.compute_loss(policy(seg, det, speed, command, ahead(len(speed))), targets).values())
         optim.zero_grad()
         loss.backward()
         optim.step()
     with torch.no_grad():
-        return float(torch.sigmoid(policy.eval()(seg[:1], det[:1], speed[:1], command[:1])["brake"]))
+        return float(torch.sigmoid(policy.eval()(seg[:1], det[:1], speed[:1], command[:1], ahead(1))["brake"]))
 
 
 def test_start_weight_moves_the_brake_probability_of_ambiguous_standing_frames():
@@ -141,3 +167,11 @@ def test_slowing_frames_are_moving_frames_the_expert_slows_by_more_than_the_marg
     assert is_slowing(speed, target, config).tolist() == [True, False, True, False, False]
     with pytest.raises(ValueError, match="slow_weight"):
         PolicyConfig(slow_weight=0.0)
+
+
+def test_strip_maxima_are_per_channel_maxima_of_equal_vertical_strips():
+    from planning.policy import strip_maxima
+
+    maps = torch.zeros(1, 2, 4, 80)
+    maps[0, 0, 1, 5], maps[0, 1, 2, 60], maps[0, 1, 0, 30] = 0.7, 0.9, 0.2
+    assert strip_maxima(maps, 3)[0].tolist() == pytest.approx([0.7, 0.0, 0.0, 0.2, 0.0, 0.9])

@@ -18,7 +18,7 @@ def runs():
 def test_both_stages_write_checkpoints_that_rebuild_the_driving_model(runs):
     for stage in ("gt", "pred"):
         model, meta = load_driving_model(runs / stage / "last.pt")
-        out = model(torch.zeros(1, 3, HEIGHT, WIDTH, dtype=torch.uint8), torch.tensor([3.0]), torch.tensor([4]))
+        out = model(torch.zeros(1, 3, HEIGHT, WIDTH, dtype=torch.uint8), torch.tensor([3.0]), torch.tensor([4]), torch.tensor([[20.0, 0.0]]))
         assert out["path"].shape == (1, 5, 2) and out["seg"].shape[-2:] == (HEIGHT, WIDTH)
         assert meta["policy_inputs"] == ("ground_truth" if stage == "gt" else "perception")
 
@@ -60,3 +60,29 @@ def test_driver_can_swap_in_other_perception_weights(runs):
     expected = load_checkpoint(runs / "perception.pt")["state_dict"]
     for name, value in driver.model.perception.state_dict().items():
         assert torch.equal(value, expected[name]), name
+
+
+def test_probe_counts_standing_frames_by_light_and_reports_brake_rates(runs, tmp_path):
+    """A copy of the recorded dataset whose first episode stands at a green light (2 frames, expert goes) and a
+    red one (1 frame, expert waits); no other frame has a light ahead."""
+    import json
+    import shutil
+
+    from sim.dataset_io import list_episodes, read_measurements
+    from tests.perception_helpers import recorded_dataset
+    from tools.probe import ProbeConfig, run as probe
+
+    data = tmp_path / "data"
+    shutil.copytree(recorded_dataset(), data)
+    for n, episode in enumerate(list_episodes(data)):
+        records = read_measurements(episode / "measurements.jsonl")
+        for i, record in enumerate(records):
+            state, target = {0: (2, 5.0), 1: (2, 5.0), 2: (0, 0.0)}.get(i if n == 0 else -1, (None, None))
+            record["traffic_light"] = {"state": 2 if state is None else state, "distance": 5.0 if state is not None else None, "actor_id": 1}
+            record["speed"], record["expert_target_speed"] = (0.0, target) if state is not None else (record["speed"], 4.0)
+        (episode / "measurements.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    config = ProbeConfig(model=str(runs / "pred" / "last.pt"), data=str(data), frames=1, out=str(tmp_path / "probe.json"))
+    assert probe(config) == 0
+    results = json.loads((tmp_path / "probe.json").read_text())["results"]
+    assert {k: (v["frames_found"], v["probed"]) for k, v in results.items()} == {"green_go": (2, 1), "red_wait": (1, 1)}
+    assert all(0.0 <= v["brake_rate"] <= 1.0 for v in results.values())

@@ -88,6 +88,7 @@ class FakeSimulator(Simulator):
             ego=EgoState(Pose(self._x, self._y, 0.0, 0.0, 0.0, self._yaw), self._speed, self._accel, (2.4, 1.0, 0.8)),
             route=route,
             command=RoadOption.LANEFOLLOW if self._frame < 10 else RoadOption.LEFT,
+            target_point=route[-1].astype(np.float32),
             traffic_light=TrafficLightInfo(TrafficLightState.RED, 40.0 - self._x, 9) if self._frame % 2 else
             TrafficLightInfo(),
             events=Events(collisions=[Collision(ActorKind.VEHICLE, 7)] if self._frame == 3 else [],

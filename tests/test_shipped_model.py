@@ -39,6 +39,7 @@ def test_shipped_onnx_graph_agrees_with_the_checkpoint():
     onnx_driver = OnnxDriver(MODELS / "driving_fused_int8.onnx", EngineConfig(warmup=0))
     assert onnx_driver.meta["kind"] == "fused" and onnx_driver.meta["image_size"] == [160, 320]
     frame = np.random.default_rng(0).integers(0, 256, (160, 320, 3), dtype=np.uint8)
-    a, b = torch_driver(frame, 5.0, 4), onnx_driver(frame, 5.0, 4)
+    target = np.array([30.0, 0.0], np.float32)
+    a, b = torch_driver(frame, 5.0, 4, target), onnx_driver(frame, 5.0, 4, target)
     assert np.abs(a["path"] - b["path"]).max() < 1.0
     assert (a["seg"].argmax(1) == b["seg"].argmax(1)).mean() > 0.8

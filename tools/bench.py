@@ -39,19 +39,19 @@ DEFAULT_CONFIG = "bench.yaml"
 
 
 class _Loop:
-    """One variant of the loop: ``step(frame, speed, command)`` returns per-stage milliseconds and the total."""
+    """One variant of the loop: ``step(frame, speed, command, target_point)`` returns per-stage milliseconds and the total."""
 
     def __init__(self, name: str, perceive, plan, fused):
         self.name, self.perceive, self.plan, self.fused = name, perceive, plan, fused
         self.controller = WaypointController(ControllerConfig(), 0.05)
 
-    def step(self, frame: np.ndarray, speed: float, command: int) -> dict[str, float]:
+    def step(self, frame: np.ndarray, speed: float, command: int, target_point: np.ndarray) -> dict[str, float]:
         t = [time.perf_counter()]
         image = np.ascontiguousarray(frame.transpose(2, 0, 1))[None]
         t.append(time.perf_counter())
         seen = self.perceive(image)
         t.append(time.perf_counter())
-        out = self.plan(seen, speed, command)
+        out = self.plan(seen, speed, command, target_point)
         t.append(time.perf_counter())
         postprocess({k: seen[k] for k in ("seg", "heatmap", "box")})
         t.append(time.perf_counter())
@@ -60,7 +60,7 @@ class _Loop:
         ms = {s: 1e3 * (b - a) for s, a, b in zip(STAGES, t[:-1], t[1:])}
         ms["loop"] = 1e3 * (t[-1] - t[0])
         f0 = time.perf_counter()
-        self.fused(image, speed, command)
+        self.fused(image, speed, command, target_point)
         ms["fused_model"] = 1e3 * (time.perf_counter() - f0)
         return ms
 
@@ -73,13 +73,14 @@ def torch_loop(checkpoint: str) -> _Loop:
         return model.perception(torch.from_numpy(image))
 
     @torch.no_grad()
-    def plan(seen, speed, command):
+    def plan(seen, speed, command, target_point):
         seg, det = perception_to_policy_inputs(seen["seg"], seen["heatmap"])
-        return {k: v.numpy() for k, v in model.policy(seg, det, torch.tensor([speed]), torch.tensor([command])).items()}
+        out = model.policy(seg, det, torch.tensor([speed]), torch.tensor([command]), torch.from_numpy(target_point))
+        return {k: v.numpy() for k, v in out.items()}
 
     @torch.no_grad()
-    def fused(image, speed, command):
-        return model(torch.from_numpy(image), torch.tensor([speed]), torch.tensor([command]))
+    def fused(image, speed, command, target_point):
+        return model(torch.from_numpy(image), torch.tensor([speed]), torch.tensor([command]), torch.from_numpy(target_point))
 
     return _Loop("pytorch eager", perceive, plan, fused)
 
@@ -91,12 +92,14 @@ def ort_loop(onnx_dir: Path, precision: str, engine: EngineConfig) -> _Loop | No
         return None
     perception, policy, fused = (OnnxEngine(p, engine) for p in paths.values())
 
-    def plan(seen, speed, command):
-        return policy({"seg": seen["seg"], "heatmap": seen["heatmap"], "speed": np.array([speed], np.float32),
-                       "command": np.array([command], np.int64)})  # fmt: skip
+    def measured(speed, command, target_point):
+        return {"speed": np.array([speed], np.float32), "command": np.array([command], np.int64), "target_point": target_point}
 
-    def fused_run(image, speed, command):
-        return fused({"image": image, "speed": np.array([speed], np.float32), "command": np.array([command], np.int64)})
+    def plan(seen, speed, command, target_point):
+        return policy({"seg": seen["seg"], "heatmap": seen["heatmap"], **measured(speed, command, target_point)})
+
+    def fused_run(image, speed, command, target_point):
+        return fused({"image": image, **measured(speed, command, target_point)})
 
     return _Loop(f"onnxruntime {precision} ({perception.provider.removesuffix('ExecutionProvider')})",
                  lambda image: perception({"image": image}), plan, fused_run)  # fmt: skip
@@ -147,8 +150,8 @@ def histogram(raw: dict[str, dict[str, np.ndarray]], path: Path) -> None:
 def run(config: BenchConfig) -> int:
     if config.threads:
         torch.set_num_threads(config.threads)
-    frames = [(image[0].permute(1, 2, 0).numpy(), float(speed), int(command))
-              for image, speed, command in recorded_inputs(config.data, config.camera, 32)]  # fmt: skip
+    frames = [(image[0].permute(1, 2, 0).numpy(), float(speed), int(command), target.numpy())
+              for image, speed, command, target in recorded_inputs(config.data, config.camera, 32)]  # fmt: skip
     engine = EngineConfig(intra_op_threads=config.threads, warmup=3)
     loops = [torch_loop(config.checkpoint)]
     for precision in config.precisions:

@@ -21,6 +21,7 @@ VERBS = {
     "run": "tools.run",
     "collect": "tools.collect",
     "dagger": "tools.dagger",
+    "probe": "tools.probe",
     "validate": "tools.validate",
     "look": "tools.look",
     "bench-loader": "tools.bench_loader",

@@ -1,4 +1,4 @@
-"""Export the driving model to ONNX: fused (frame, speed, command -> everything), perception, policy;
+"""Export the driving model to ONNX: fused (frame, speed, command, target point -> everything), perception, policy;
 fp32 checked for parity on recorded frames, plus fp16 and INT8 (static QDQ, calibrated on recorded frames)."""
 
 from __future__ import annotations
@@ -15,14 +15,15 @@ import torch
 from perception.export import ExportError, convert_fp16, export_onnx, quantize_int8
 from perception.models.multitask import IMAGE_MEAN, IMAGE_STD
 from perception.postprocess import postprocess
+from planning.driving_model import INPUTS
 from planning.policy import COMMANDS, perception_to_policy_inputs
 from planning.policy_agent import load_driving_model
 from sim.dataset_io import image_path, list_episodes, load_manifest, read_measurements, read_rgb
 
 OUTPUTS = {
-    "fused": (["image", "speed", "command"], ["seg", "heatmap", "box", "path", "target_speed", "brake"]),
+    "fused": (INPUTS, ["seg", "heatmap", "box", "path", "target_speed", "brake"]),
     "perception": (["image"], ["seg", "heatmap", "box"]),
-    "policy": (["seg", "heatmap", "speed", "command"], ["path", "target_speed", "brake"]),
+    "policy": (["seg", "heatmap", "speed", "command", "target_point"], ["path", "target_speed", "brake"]),
 }
 ATOL = {"seg": 1e-4, "heatmap": 1e-4, "box": 1e-3, "path": 1e-4, "target_speed": 1e-4, "brake": 1e-4}
 
@@ -49,8 +50,9 @@ CONFIG_CLASS = ExportConfig
 DEFAULT_CONFIG = "export.yaml"
 
 
-def recorded_inputs(root: str | Path, camera: str, count: int) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """(image (1,3,H,W) uint8, speed (1,), command (1,)) of ``count`` frames spread over the dataset's episodes."""
+def recorded_inputs(root: str | Path, camera: str, count: int) -> list[tuple[torch.Tensor, ...]]:
+    """(image (1,3,H,W) uint8, speed (1,), command (1,), target point (1,2)) of ``count`` frames spread over the
+    dataset's episodes."""
     root = Path(root)
     ext = load_manifest(root).format.rgb_format
     frames = []
@@ -64,7 +66,8 @@ def recorded_inputs(root: str | Path, camera: str, count: int) -> list[tuple[tor
         episode, record = frames[i]
         rgb = read_rgb(image_path(episode, "rgb", camera, record["frame"], ext))
         out.append((torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).contiguous(),
-                    torch.tensor([record["speed"]], dtype=torch.float32), torch.tensor([record["command"]])))  # fmt: skip
+                    torch.tensor([record["speed"]], dtype=torch.float32), torch.tensor([record["command"]]),
+                    torch.tensor([record["target_point"]], dtype=torch.float32)))  # fmt: skip
     return out
 
 
@@ -87,6 +90,7 @@ def metadata(kind: str, model, meta: dict, config: ExportConfig, precision: str 
         "seg_classes": meta.get("seg_classes"),
         "det_classes": meta.get("det_classes"),
         "commands": {c.name: int(c) for c in COMMANDS},
+        "target_point": "float32 (B,2): next sparse route-plan point, metres in the ego frame (x forward, y right)",
         "policy": {"num_points": policy.num_points, "point_spacing": policy.point_spacing, "input_size": list(policy.input_size)},
         "software": {"drivestack": version, "torch": torch.__version__},
         "checkpoint": str(config.checkpoint),
@@ -109,8 +113,8 @@ class _PolicyOnPerception(torch.nn.Module):
         super().__init__()
         self.policy = model.policy
 
-    def forward(self, seg, heatmap, speed, command):
-        return self.policy(*perception_to_policy_inputs(seg, heatmap), speed, command)
+    def forward(self, seg, heatmap, speed, command, target_point):
+        return self.policy(*perception_to_policy_inputs(seg, heatmap), speed, command, target_point)
 
 
 def _target(kind: str, model, frames):
@@ -121,9 +125,9 @@ def _target(kind: str, model, frames):
         return _PerceptionOnly(model), (frames[0][0],), [(f[0],) for f in frames]
     with torch.no_grad():
         policy_inputs = []
-        for image, speed, command in frames:
+        for image, *measured in frames:
             seen = model.perception(image)
-            policy_inputs.append((seen["seg"], seen["heatmap"], speed, command))
+            policy_inputs.append((seen["seg"], seen["heatmap"], *measured))
     return _PolicyOnPerception(model), policy_inputs[0], policy_inputs
 
 

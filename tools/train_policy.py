@@ -147,7 +147,8 @@ class PolicyBatches:
                 inputs = {"seg": seg, "det": det}
             else:
                 inputs = {"image": images}
-        return inputs | {"speed": p["speed"], "command": p["command"]}, self.labels(p, index)
+        measured = {"speed": p["speed"], "command": p["command"], "target_point": p["target_point"]}
+        return inputs | measured, self.labels(p, index)
 
     def labels(self, p: dict[str, torch.Tensor], index: list[int]) -> dict[str, torch.Tensor]:
         """Path, validity, target-speed and weight labels of a batch (policy targets ``p``, dataset indices)."""
