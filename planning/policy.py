@@ -42,7 +42,6 @@ class PolicyConfig:
     speed_input: bool = True  # (bool) feed the ego speed to the network (false avoids the inertia problem: docs/policy.md)
     target_scale: float = 20.0  # (float) metres that map to 1.0 for the target-point input
     measurement_channels: int = 64  # (int) width of the speed + target-point embedding
-    det_strips: int = 0  # (int) the detection heatmaps' maximum in this many vertical strips of the image joins that embedding; 0 = off
     path_weight: float = 1.0  # (float) weight of the L1 path loss (metres)
     speed_weight: float = 1.0  # (float) weight of the L1 target-speed loss (scaled)
     brake_weight: float = 0.5  # (float) weight of the brake BCE
@@ -78,8 +77,8 @@ class DrivingPolicy(nn.Module):
         self.encoder = nn.Sequential(*layers)
         self.visual = nn.Sequential(nn.Flatten(), nn.Linear(cin * h * w, c.hidden), nn.ReLU(inplace=True))
         m = c.measurement_channels
-        inputs = 2 + int(c.speed_input) + c.det_strips * c.num_det_classes
-        self.measurements = nn.Sequential(nn.Linear(inputs, m), nn.ReLU(inplace=True), nn.Linear(m, m), nn.ReLU(inplace=True))
+        self.measurements = nn.Sequential(nn.Linear(2 + int(c.speed_input), m), nn.ReLU(inplace=True), nn.Linear(m, m),
+                                          nn.ReLU(inplace=True))  # fmt: skip
         self.fuse = nn.Sequential(nn.Linear(c.hidden + m, c.hidden), nn.ReLU(inplace=True))
         self.outputs_per_branch = 2 * c.num_points + 2
         self.branches = nn.Linear(c.hidden, len(COMMANDS) * self.outputs_per_branch)
@@ -93,8 +92,6 @@ class DrivingPolicy(nn.Module):
         measured = [target_point.float().view(-1, 2) / c.target_scale]
         if c.speed_input:
             measured.insert(0, speed.float().view(-1, 1) / c.speed_scale)
-        if c.det_strips:
-            measured.append(strip_maxima(det_probs, c.det_strips))
         feature = self.fuse(torch.cat([self.visual(x), self.measurements(torch.cat(measured, dim=1))], dim=1))
         out = self.branches(feature).view(-1, len(COMMANDS), self.outputs_per_branch)
         index = command_index(command).view(-1, 1, 1).expand(-1, 1, self.outputs_per_branch)
@@ -134,13 +131,6 @@ def is_slowing(speed: torch.Tensor, target_speed: torch.Tensor, config: PolicyCo
     """Frames where the ego moves and the expert asks for clearly less speed (a red light or traffic ahead):
     about 4 % of the frames, where a policy that copies its own speed goes wrong; they get ``slow_weight``."""
     return (speed >= config.standing_below) & (target_speed < speed - config.slowing_margin)
-
-
-def strip_maxima(maps: torch.Tensor, strips: int) -> torch.Tensor:
-    """(B,C,h,w) -> (B, C * strips): each channel's maximum in ``strips`` vertical strips of equal width
-    (exports to ONNX as slices and ReduceMax, whatever w is)."""
-    edges = [round(i * maps.shape[-1] / strips) for i in range(strips + 1)]
-    return torch.cat([maps[..., a:b].amax(dim=(-2, -1)) for a, b in zip(edges[:-1], edges[1:])], dim=1)
 
 
 def build_policy(config: PolicyConfig) -> DrivingPolicy:

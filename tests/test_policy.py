@@ -167,11 +167,3 @@ def test_slowing_frames_are_moving_frames_the_expert_slows_by_more_than_the_marg
     assert is_slowing(speed, target, config).tolist() == [True, False, True, False, False]
     with pytest.raises(ValueError, match="slow_weight"):
         PolicyConfig(slow_weight=0.0)
-
-
-def test_strip_maxima_are_per_channel_maxima_of_equal_vertical_strips():
-    from planning.policy import strip_maxima
-
-    maps = torch.zeros(1, 2, 4, 80)
-    maps[0, 0, 1, 5], maps[0, 1, 2, 60], maps[0, 1, 0, 30] = 0.7, 0.9, 0.2
-    assert strip_maxima(maps, 3)[0].tolist() == pytest.approx([0.7, 0.0, 0.0, 0.2, 0.0, 0.9])
