@@ -20,8 +20,7 @@ class AgentDebug:
     waypoints: np.ndarray | None = None  # (K, 2) planned waypoints, ego frame
     target_speed: float | None = None
     brake_probability: float | None = None  # learned agents: the policy's brake output, 0..1
-    segmentation: np.ndarray | None = None  # HxW predicted tag ids
-    boxes: list = field(default_factory=list)
+    creeping: bool = False  # learned agents: driving off by the creep rule (planning.creep), not by the policy
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
@@ -41,6 +40,10 @@ class Agent(ABC):
 
     def destroy(self) -> None:
         """Release what the agent holds."""
+
+    def perceived(self) -> np.ndarray | None:
+        """What the agent's network saw in the last step, drawn on its frame (HxWx3 RGB); None without a network."""
+        return None
 
     def __call__(self, obs: Observation) -> VehicleControl:
         start = time.perf_counter()

@@ -81,7 +81,9 @@ def drive_route(
                 if steps:
                     steps.record(obs, agent, control)
                 if video and obs.frame % 2 == 0 and obs.cameras:
-                    writer.write(render_frame(obs, waypoints=agent.debug.waypoints))
+                    debug = agent.debug
+                    writer.write(render_frame(obs, waypoints=debug.waypoints, notes=["CREEP"] if debug.creeping else None,
+                                              predicted=agent.perceived()))  # fmt: skip
                 obs = sim.step(control, render=render)
                 scorer.update(obs)
                 trail.append((obs.ego.pose.x, obs.ego.pose.y))

@@ -16,7 +16,10 @@ import torch
 
 from planning.agent import Agent, AgentDebug
 from planning.controllers import ControllerConfig, WaypointController
+from planning.creep import CreepConfig, CreepMonitor
 from planning.driving_model import INPUTS
+from perception.classes import ClassMap
+from sim.config import config_from_dict
 from sim.interface import Observation, VehicleControl
 from sim.settings import SimConfig
 
@@ -88,33 +91,63 @@ def check_camera(meta: dict, sim_config: SimConfig, camera: str, source: str) ->
                                  f"is {have[0]}x{have[1]} in the simulator config")  # fmt: skip
 
 
+def model_classes(meta: dict) -> ClassMap:
+    """The class map a driving model was trained with (the default one for models that do not say)."""
+    if "det_classes" not in meta:
+        return ClassMap()
+    return config_from_dict(ClassMap, {"seg": meta["seg_classes"], "det": meta["det_classes"]}, "model meta")
+
+
 class PolicyAgent(Agent):
+    """The learned agent. With ``creep``, it drives off slowly after a long stop when perception sees no red
+    light and no obstacle ahead (:mod:`planning.creep`)."""
+
     needs_cameras = True
 
     def __init__(self, driver: TorchDriver | OnnxDriver, camera: str = "front", controller: ControllerConfig | None = None,
-                 brake_threshold: float = 0.5):  # fmt: skip
+                 brake_threshold: float = 0.5, creep: CreepConfig | None = None):  # fmt: skip
         super().__init__()
         self.driver, self.camera = driver, camera
         self.controller_config = controller or ControllerConfig()
         self.brake_threshold = brake_threshold
+        self.creep_config = creep
 
     def setup(self, sim_config: SimConfig) -> None:
         check_camera(self.driver.meta, sim_config, self.camera, self.driver.source)
         self.controller = WaypointController(self.controller_config, sim_config.dt)
+        self.classes = model_classes(self.driver.meta)
+        self.creep = None
+        if self.creep_config is not None and self.creep_config.enabled:
+            camera = next(c for c in sim_config.cameras if c.name == self.camera)
+            self.creep = CreepMonitor(self.creep_config, camera, self.classes, sim_config.dt)
+        self.last: tuple[np.ndarray, dict[str, np.ndarray]] | None = None
 
     def run_step(self, obs: Observation) -> VehicleControl:
         t0 = time.perf_counter()
-        out = self.driver(obs.cameras[self.camera].rgb, obs.ego.speed, int(obs.command), obs.target_point)
+        frame = obs.cameras[self.camera].rgb
+        out = self.driver(frame, obs.ego.speed, int(obs.command), obs.target_point)
+        self.last = (frame, out)
         t1 = time.perf_counter()
         path = out["path"][0].astype(np.float64)
         brake_probability = 1.0 / (1.0 + np.exp(-float(out["brake"][0])))
         target = 0.0 if brake_probability > self.brake_threshold else min(float(out["target_speed"][0]), obs.speed_limit)
+        creeping = self.creep is not None and self.creep.update(obs.ego.speed, out["heatmap"], out["box"])
+        if creeping:
+            target = min(max(target, self.creep.config.speed), obs.speed_limit)
         control = self.controller.control(path, target, obs.ego.speed)
         t2 = time.perf_counter()
-        self.debug = AgentDebug(waypoints=path, target_speed=target, brake_probability=brake_probability,
-                                segmentation=out["seg"][0].argmax(0).astype(np.uint8),
+        self.debug = AgentDebug(waypoints=path, target_speed=target, brake_probability=brake_probability, creeping=creeping,
                                 timings_ms={"model": 1e3 * (t1 - t0), "control": 1e3 * (t2 - t1)})  # fmt: skip
         return control
+
+    def perceived(self) -> np.ndarray | None:
+        """The last frame with the network's segmentation overlaid and its detections boxed."""
+        from perception.postprocess import postprocess
+
+        if self.last is None:
+            return None
+        frame, out = self.last
+        return postprocess(out)[0].plot(frame, self.classes)
 
 
 def make_driver(engine: str, model: str, onnx_model: str, engine_config=None, perception: str = "") -> TorchDriver | OnnxDriver:

@@ -30,6 +30,7 @@ class TraceRow:
     light_distance: float  # m to its stop line (inf: none ahead)
     target_speed: float  # m/s, what the agent asked its controller for
     brake_probability: float  # the policy's brake output (nan for agents without one)
+    creeping: bool  # the agent drives off by the creep rule (planning.creep), not by the policy
     expert_target_speed: float  # m/s, the expert's label for the same observation
     throttle: float
     steer: float
@@ -55,6 +56,7 @@ class DriveTrace:
             light_distance=obs.traffic_light.distance,
             target_speed=float("nan") if debug.target_speed is None else debug.target_speed,
             brake_probability=float("nan") if debug.brake_probability is None else debug.brake_probability,
+            creeping=debug.creeping,
             expert_target_speed=self.expert.target_speed, throttle=control.throttle, steer=control.steer,
             brake=control.brake, collision=bool(obs.events.collisions), red_light=obs.events.red_light,
             outside_lanes=obs.events.off_road or obs.events.lane_invasion,
@@ -100,6 +102,10 @@ def plot_trace(rows: list[TraceRow], path: Path, title: str) -> None:
     ax.set_title(f"{title} (background: light ahead within {NEAR_LIGHT_M:.0f} m)")
     ax.legend(fontsize=7, loc="upper right")
     ax_brake.plot(t, [r.brake_probability for r in rows], "b")
+    creeping = [r.time for r in rows if r.creeping]
+    ax_brake.plot(creeping, [1.0] * len(creeping), "|", color="green", label="creeping" if creeping else None)
+    if creeping:
+        ax_brake.legend(fontsize=7, loc="upper right")
     ax_brake.axhline(0.5, color="gray", lw=0.8, ls=":")
     ax_brake.set_ylim(-0.05, 1.05)
     ax_brake.set_ylabel("brake prob.")

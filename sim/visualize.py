@@ -38,8 +38,11 @@ def depth_image(depth: np.ndarray, max_m: float = 60.0) -> np.ndarray:
     return cv2.applyColorMap((255 * (1.0 - d) ** 2).astype(np.uint8), cv2.COLORMAP_MAGMA)[:, :, ::-1]
 
 
-def render_frame(obs: Observation, camera: str | None = None, scale: int = 2, waypoints: np.ndarray | None = None) -> np.ndarray:
-    """RGB (with boxes, route dots, planned waypoints and HUD) | semantic | depth, as one RGB image."""
+def render_frame(obs: Observation, camera: str | None = None, scale: int = 2, waypoints: np.ndarray | None = None,
+                 notes: list[str] | None = None, predicted: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """RGB (with boxes, route dots, planned waypoints and HUD; ``notes`` in green under it) | semantic | depth,
+    as one RGB image. ``predicted`` (an RGB picture of what a learned agent's network sees, camera size) takes
+    the depth panel's place."""
     cam = obs.cameras[camera] if camera else next(iter(obs.cameras.values()))
     h, w = cam.rgb.shape[:2]
     rgb = cv2.resize(cam.rgb, (w * scale, h * scale), interpolation=cv2.INTER_NEAREST)
@@ -60,9 +63,12 @@ def render_frame(obs: Observation, camera: str | None = None, scale: int = 2, wa
     flags = [n for n, v in (("COLLISION", events.collisions), ("RED LIGHT", events.red_light), ("OFF ROAD", events.off_road)) if v]
     if flags:
         cv2.putText(rgb, " ".join(flags), (6, 34), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 0, 0), 2, cv2.LINE_AA)
+    if notes:
+        cv2.putText(rgb, " ".join(notes), (6, 54), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 220, 0), 2, cv2.LINE_AA)
     small = (w * scale // 2, h * scale // 2)
+    lower = depth_image(cam.depth) if predicted is None else predicted
     side = np.vstack([cv2.resize(colorize(cam.semantic), small, interpolation=cv2.INTER_NEAREST),
-                      cv2.resize(depth_image(cam.depth), small, interpolation=cv2.INTER_NEAREST)])
+                      cv2.resize(lower, small, interpolation=cv2.INTER_NEAREST)])
     return np.hstack([rgb, side])
 
 

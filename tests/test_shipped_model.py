@@ -32,6 +32,9 @@ def test_shipped_model_follows_the_route_without_infractions():
             obs = sim.step(agent(obs))
             assert not obs.events.collisions and not obs.events.off_road
     assert obs.route_progress >= 10.0, "the shipped model should drive off along its route"
+    frame, _ = agent.last
+    picture = agent.perceived()  # what the drive video shows of the network's view: segmentation overlaid
+    assert picture.shape == frame.shape and np.abs(picture.astype(int) - frame).mean() > 5
 
 
 def test_shipped_onnx_graph_agrees_with_the_checkpoint():

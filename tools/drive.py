@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from perception.engine import EngineConfig
+from planning.creep import CreepConfig
 from sim.settings import SimConfig
 
 
@@ -24,6 +25,7 @@ class DriveConfig:
     out: str = "runs/drive"  # (str) results folder; a re-run resumes, skipping finished routes
     videos: bool = False  # (bool) write an MP4 with overlays and a top-down map per route
     traces: bool = False  # (bool) write a per-step CSV and plot per route (out/traces): speed, light ahead, the agent's target speed and brake probability, the expert's label
+    creep: CreepConfig = field(default_factory=CreepConfig)  # policy agent: drive off slowly after a long stop when no red light and no obstacle is seen (planning/creep.py)
     sim: SimConfig = field(default_factory=SimConfig)
 
 
@@ -39,7 +41,8 @@ def make_agent_factory(config: DriveConfig):
         return ExpertAgent
     from planning.policy_agent import PolicyAgent, make_driver
 
-    agent = PolicyAgent(make_driver(config.engine, config.model, config.onnx_model, config.engine_config, config.perception), config.camera)
+    agent = PolicyAgent(make_driver(config.engine, config.model, config.onnx_model, config.engine_config, config.perception), config.camera,
+                        creep=config.creep)  # fmt: skip
     return lambda: agent
 
 

@@ -1,6 +1,7 @@
 """Probe a driving policy on recorded frames where the car stands at a light: how often it brakes when the
-expert would go (green) and when the expert waits (red). Run it on a DAgger round the policy did not train
-on to tell learning the light from memorising the stops (docs/policy.md)."""
+expert would go (green) and when the expert waits (red), and how often the creep gates (planning/creep.py:
+no red or yellow light seen, nothing in the corridor ahead) would let it drive off. Run it on a DAgger round
+the policy did not train on to tell learning the light from memorising the stops (docs/policy.md)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from planning.policy_agent import TorchDriver
+from planning.creep import CreepConfig, CreepMonitor
+from planning.policy_agent import TorchDriver, model_classes
+from sim.config import config_from_dict
 from sim.conventions import TrafficLightState
+from sim.settings import CameraConfig
 from sim.dataset_io import image_path, list_episodes, load_manifest, read_measurements, read_rgb
 
 
@@ -28,6 +32,7 @@ class ProbeConfig:
     seed: int = 0  # (int) seeds the sample
     out: str = ""  # (str) JSON file for the results; empty = print only
     groups: list[str] = field(default_factory=lambda: ["green_go", "red_wait"])  # (list[str]) green_go | red_wait
+    creep: CreepConfig = field(default_factory=CreepConfig)  # the creep gates checked on each frame (as in configs/drive.yaml)
 
 
 CONFIG_CLASS = ProbeConfig
@@ -52,24 +57,32 @@ def standing_frames(config: ProbeConfig) -> dict[str, list[tuple[Path, dict]]]:
 
 def run(config: ProbeConfig) -> int:
     driver = TorchDriver(config.model)
-    ext = load_manifest(config.data).format.rgb_format
+    manifest = load_manifest(config.data)
+    ext = manifest.format.rgb_format
+    cameras = {c["name"]: c for c in manifest.config["sim"]["cameras"]}
+    camera = config_from_dict(CameraConfig, cameras[config.camera], f"{config.data} manifest camera")
+    gates = CreepMonitor(config.creep, camera, model_classes(driver.meta), dt=0.05)
     rng = np.random.default_rng(config.seed)
     results = {}
     for name, frames in standing_frames(config).items():
         picks = rng.choice(len(frames), min(config.frames, len(frames)), replace=False) if frames else []
-        probabilities = []
+        probabilities, creep_allowed = [], []
         for i in tqdm(sorted(picks), desc=name, unit="frame"):
             episode, record = frames[i]
             rgb = read_rgb(image_path(episode, "rgb", config.camera, record["frame"], ext))
             out = driver(rgb, record["speed"], record["command"], np.asarray(record["target_point"], np.float32))
             probabilities.append(float(1.0 / (1.0 + np.exp(-out["brake"][0]))))
+            check = gates.check(out["heatmap"], out["box"])
+            creep_allowed.append(not (check.stop_light or check.obstacle))
         p = np.array(probabilities)
         results[name] = {"frames_found": len(frames), "probed": len(p),
                          "brake_rate": float((p > 0.5).mean()) if len(p) else None,
-                         "median_brake_probability": float(np.median(p)) if len(p) else None}  # fmt: skip
+                         "median_brake_probability": float(np.median(p)) if len(p) else None,
+                         "creep_allowed_rate": float(np.mean(creep_allowed)) if len(p) else None}  # fmt: skip
         rate = "-" if not len(p) else f"{results[name]['brake_rate']:.2f}"
+        allowed = "-" if not len(p) else f"{results[name]['creep_allowed_rate']:.2f}"
         print(f"{name:<9} {len(frames):>6} frames, {len(p):>4} probed: brakes on {rate} of them "
-              f"(median probability {np.median(p) if len(p) else float('nan'):.2f})")  # fmt: skip
+              f"(median probability {np.median(p) if len(p) else float('nan'):.2f}); creep gates open on {allowed}")  # fmt: skip
     if config.out:
         Path(config.out).parent.mkdir(parents=True, exist_ok=True)
         Path(config.out).write_text(json.dumps({"model": config.model, "data": config.data, "results": results}, indent=2))
