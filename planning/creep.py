@@ -79,7 +79,7 @@ def ground_points(pixels: np.ndarray, camera: CameraConfig) -> np.ndarray:
 class CreepCheck:
     """What the gates saw in one frame."""
 
-    stop_light: bool  # a red or yellow light is detected
+    stop_light: bool  # a red or yellow head in the central window, at least as confident as any green one there
     obstacle: bool  # a vehicle or pedestrian is in the corridor ahead
 
 
@@ -87,7 +87,7 @@ class CreepMonitor:
     """Per-route state: how long the car has stood, whether it is creeping now."""
 
     def __init__(self, config: CreepConfig, camera: CameraConfig, classes: ClassMap, dt: float):
-        self.config, self.camera, self.dt = config, camera, dt
+        self.config, self.camera = config, camera
         det = classes.det
         light = [(i, c.light_state) for i, c in enumerate(det) if c.kind == ActorKind.TRAFFIC_LIGHT]
         self.stop_classes = [i for i, state in light if state in (TrafficLightState.RED, TrafficLightState.YELLOW)]
