@@ -103,7 +103,7 @@ def plot_trace(rows: list[TraceRow], path: Path, title: str) -> None:
     ax.legend(fontsize=7, loc="upper right")
     ax_brake.plot(t, [r.brake_probability for r in rows], "b")
     creeping = [r.time for r in rows if r.creeping]
-    ax_brake.plot(creeping, [1.0] * len(creeping), "|", color="green", label="creeping" if creeping else None)
+    ax_brake.plot(creeping, [1.0] * len(creeping), "|", color="darkviolet", label="creeping" if creeping else None)
     if creeping:
         ax_brake.legend(fontsize=7, loc="upper right")
     ax_brake.axhline(0.5, color="gray", lw=0.8, ls=":")
