@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from perception.classes import ClassMap
 from planning.agent import Agent, AgentDebug
 from planning.controllers import ControllerConfig, WaypointController
 from planning.creep import CreepConfig, CreepMonitor
 from planning.driving_model import INPUTS
-from perception.classes import ClassMap
 from sim.config import config_from_dict
 from sim.interface import Observation, VehicleControl
 from sim.settings import SimConfig
