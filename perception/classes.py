@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sim.config import config_from_dict
 from sim.conventions import ActorKind, Tag, TrafficLightState
 
 IGNORE_INDEX = 255  # segmentation label of pixels that no class covers (and of padding)
@@ -126,3 +127,9 @@ class ClassMap:
         """HxW class indices (``IGNORE_INDEX`` allowed) -> HxWx3 RGB."""
         palette = self.seg_palette()
         return palette[np.minimum(mask, len(palette) - 1)]
+
+
+def classes_from_meta(meta: dict, source: str) -> ClassMap:
+    """The class map a model was trained with, from its checkpoint or ONNX metadata (``seg_classes``,
+    ``det_classes``); ``source`` names the file in errors."""
+    return config_from_dict(ClassMap, {"seg": meta["seg_classes"], "det": meta["det_classes"]}, source)

@@ -22,7 +22,6 @@ recorded frames standing at green and at red lights.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +29,7 @@ import torch
 
 from perception.classes import ClassMap
 from perception.postprocess import decode_detections
-from sim.camera import UE_TO_CV, Pose
+from sim.camera import UE_TO_CV, Pose, intrinsics
 from sim.conventions import ActorKind, TrafficLightState
 from sim.settings import CameraConfig
 
@@ -64,10 +63,9 @@ class CreepConfig:
 def ground_points(pixels: np.ndarray, camera: CameraConfig) -> np.ndarray:
     """(N,2) pixel coordinates -> (N,2) points (x forward, y right) in the vehicle frame where their rays meet
     flat ground (z = 0); NaN for pixels at or above the horizon."""
-    f = camera.width / (2.0 * math.tan(math.radians(camera.fov) / 2.0))
     pixels = np.asarray(pixels, np.float64).reshape(-1, 2)
-    rays_cv = np.stack([(pixels[:, 0] - camera.width / 2) / f, (pixels[:, 1] - camera.height / 2) / f,
-                        np.ones(len(pixels))], axis=1)  # fmt: skip
+    homogeneous = np.concatenate([pixels, np.ones((len(pixels), 1))], axis=1)
+    rays_cv = homogeneous @ np.linalg.inv(intrinsics(camera.width, camera.height, camera.fov)).T
     mount = Pose(camera.x, camera.y, camera.z, camera.roll, camera.pitch, camera.yaw).matrix()
     rays = rays_cv @ UE_TO_CV @ mount[:3, :3].T  # camera (UE axes) -> vehicle frame
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -83,22 +81,16 @@ class CreepCheck:
     obstacle: bool  # a vehicle or pedestrian is in the corridor ahead
 
 
-class CreepMonitor:
-    """Per-route state: how long the car has stood, whether it is creeping now."""
+class CreepGates:
+    """The two gates read from one frame's raw detection outputs (no state: ``drivestack probe`` uses it alone)."""
 
-    def __init__(self, config: CreepConfig, camera: CameraConfig, classes: ClassMap, dt: float):
+    def __init__(self, config: CreepConfig, camera: CameraConfig, classes: ClassMap):
         self.config, self.camera = config, camera
         det = classes.det
         light = [(i, c.light_state) for i, c in enumerate(det) if c.kind == ActorKind.TRAFFIC_LIGHT]
         self.stop_classes = [i for i, state in light if state in (TrafficLightState.RED, TrafficLightState.YELLOW)]
         self.go_classes = [i for i, state in light if state == TrafficLightState.GREEN]
         self.obstacle_classes = [i for i, c in enumerate(det) if c.kind in (ActorKind.VEHICLE, ActorKind.PEDESTRIAN)]
-        self.stuck_steps = max(1, round(config.stuck_s / dt))
-        self.open_steps = round(config.open_s / dt)
-        self.open_for = 0  # steps the gates have been open in a row
-        self.creep_steps = max(1, round(config.duration_s / dt))
-        self.standing_steps = 0
-        self.creep_left = 0  # steps of the current creep still to go
 
     def check(self, heatmap: np.ndarray, box: np.ndarray) -> CreepCheck:
         """Gates from the raw detection outputs of one frame: ``heatmap`` (1,C,h,w) logits, ``box`` (1,4,h,w)."""
@@ -119,18 +111,29 @@ class CreepMonitor:
         in_corridor = (ahead >= 0) & (ahead <= c.corridor_length) & (np.abs(contact[:, 1]) <= c.corridor_half_width)
         return CreepCheck(stop_light=stop_light, obstacle=bool(in_corridor.any()))
 
+
+class CreepMonitor:
+    """Per-route state: how long the car has stood, whether it is creeping now."""
+
+    def __init__(self, config: CreepConfig, camera: CameraConfig, classes: ClassMap, dt: float):
+        self.config = config
+        self.gates = CreepGates(config, camera, classes)
+        self.stuck_steps = max(1, round(config.stuck_s / dt))
+        self.open_steps = round(config.open_s / dt)
+        self.open_for = 0  # steps the gates have been open in a row
+        self.creep_steps = max(1, round(config.duration_s / dt))
+        self.standing_steps = 0
+        self.creep_left = 0  # steps of the current creep still to go
+
     def update(self, speed: float, heatmap: np.ndarray, box: np.ndarray) -> bool:
         """Advance one step; True when the agent should creep this step."""
-        c = self.config
-        if not c.enabled:
-            return False
-        if speed >= c.standing_speed and self.creep_left == 0:
+        if speed >= self.config.standing_speed and self.creep_left == 0:
             self.standing_steps = self.open_for = 0
             return False
         self.standing_steps += 1
         if self.creep_left == 0 and self.standing_steps < self.stuck_steps:
             return False
-        gates = self.check(heatmap, box)
+        gates = self.gates.check(heatmap, box)
         if gates.stop_light or gates.obstacle:
             self.creep_left = self.open_for = 0
             return False

@@ -14,12 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from perception.classes import ClassMap
+from perception.classes import ClassMap, classes_from_meta
 from planning.agent import Agent, AgentDebug
 from planning.controllers import ControllerConfig, WaypointController
 from planning.creep import CreepConfig, CreepMonitor
 from planning.driving_model import INPUTS
-from sim.config import config_from_dict
 from sim.interface import Observation, VehicleControl
 from sim.settings import SimConfig
 
@@ -95,7 +94,7 @@ def model_classes(meta: dict) -> ClassMap:
     """The class map a driving model was trained with (the default one for models that do not say)."""
     if "det_classes" not in meta:
         return ClassMap()
-    return config_from_dict(ClassMap, {"seg": meta["seg_classes"], "det": meta["det_classes"]}, "model meta")
+    return classes_from_meta(meta, "model meta")
 
 
 class PolicyAgent(Agent):
@@ -111,11 +110,11 @@ class PolicyAgent(Agent):
         self.controller_config = controller or ControllerConfig()
         self.brake_threshold = brake_threshold
         self.creep_config = creep
+        self.classes = model_classes(driver.meta)
 
     def setup(self, sim_config: SimConfig) -> None:
         check_camera(self.driver.meta, sim_config, self.camera, self.driver.source)
         self.controller = WaypointController(self.controller_config, sim_config.dt)
-        self.classes = model_classes(self.driver.meta)
         self.creep = None
         if self.creep_config is not None and self.creep_config.enabled:
             camera = next(c for c in sim_config.cameras if c.name == self.camera)

@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 
+from sim.geometry import to_local
+
 PLAN_SPACING_M = 50.0  # the leaderboard's sample_factor: at most this far between two plan points
 TARGET_MIN_AHEAD_M = 7.5  # a plan point closer than this along the route is passed (TransFuser's min_distance)
 
@@ -34,7 +36,5 @@ def target_point(points: np.ndarray, s: np.ndarray, plan: np.ndarray, progress: 
     """The first plan point more than ``min_ahead`` metres along the route past ``progress`` (the last plan
     point when none is), as (x forward, y right) metres in the frame of the ego at (x, y, yaw_deg)."""
     ahead = plan[s[plan] > progress + min_ahead]
-    px, py = points[ahead[0] if len(ahead) else plan[-1]]
-    c, si = math.cos(math.radians(yaw_deg)), math.sin(math.radians(yaw_deg))
-    dx, dy = px - x, py - y
-    return np.array([c * dx + si * dy, -si * dx + c * dy], dtype=np.float32)
+    index = ahead[0] if len(ahead) else plan[-1]
+    return to_local(points[index : index + 1], x, y, math.radians(yaw_deg))[0].astype(np.float32)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from perception.classes import ClassMap
-from planning.creep import CreepConfig, CreepMonitor, ground_points
+from planning.creep import CreepConfig, CreepGates, CreepMonitor, ground_points
 from sim.camera import Pose, intrinsics, project
 from sim.settings import CameraConfig, SimConfig
 
@@ -62,7 +62,7 @@ def monitor(**overrides) -> CreepMonitor:
     ([(VEHICLE, 25.0, 0.0, 12)], False, False),  # beyond the corridor
 ])  # fmt: skip
 def test_gates_read_lights_and_obstacles_in_the_corridor(detections, stop_light, obstacle):
-    gates = monitor().check(*outputs_with(detections))
+    gates = CreepGates(CreepConfig(), CameraConfig(), ClassMap()).check(*outputs_with(detections))
     assert (gates.stop_light, gates.obstacle) == (stop_light, obstacle)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from planning.creep import CreepConfig, CreepMonitor
+from planning.creep import CreepConfig, CreepGates
 from planning.policy_agent import TorchDriver, model_classes
 from sim.config import config_from_dict
 from sim.conventions import TrafficLightState
@@ -61,7 +61,7 @@ def run(config: ProbeConfig) -> int:
     ext = manifest.format.rgb_format
     cameras = {c["name"]: c for c in manifest.config["sim"]["cameras"]}
     camera = config_from_dict(CameraConfig, cameras[config.camera], f"{config.data} manifest camera")
-    gates = CreepMonitor(config.creep, camera, model_classes(driver.meta), dt=0.05)
+    gates = CreepGates(config.creep, camera, model_classes(driver.meta))
     rng = np.random.default_rng(config.seed)
     results = {}
     for name, frames in standing_frames(config).items():

@@ -8,14 +8,13 @@ from pathlib import Path
 import cv2
 import torch
 
-from perception.classes import ClassMap
+from perception.classes import ClassMap, classes_from_meta
 from perception.config import PerceptionConfig
 from perception.dataset import DrivingDataset, collate
 from perception.evaluation import evaluate, measure_latency
 from perception.postprocess import postprocess
 from perception.training.checkpoint import load_model
 from perception.visualize import draw_boxes, overlay_mask
-from sim.config import config_from_dict
 
 CONFIG_CLASS = PerceptionConfig
 DEFAULT_CONFIG = "perception.yaml"
@@ -23,8 +22,7 @@ DEFAULT_CONFIG = "perception.yaml"
 
 def checkpoint_classes(checkpoint: dict) -> ClassMap:
     """The class map a checkpoint was trained with."""
-    meta = checkpoint["meta"]
-    return config_from_dict(ClassMap, {"seg": meta["seg_classes"], "det": meta["det_classes"]}, "checkpoint meta")
+    return classes_from_meta(checkpoint["meta"], "checkpoint meta")
 
 
 def render(model: torch.nn.Module, dataset: DrivingDataset, count: int, threshold: float, out: Path) -> None:

@@ -10,11 +10,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from perception.classes import ClassMap
+from perception.classes import classes_from_meta
 from perception.dataset import DataConfig, DrivingDataset
 from perception.engine import EngineConfig, OnnxEngine
 from perception.evaluation import evaluate
-from sim.config import config_from_dict
 
 
 @dataclass
@@ -47,7 +46,7 @@ def run(config: ValOnnxConfig) -> int:
     results = {}
     for path in config.models:
         engine = OnnxEngine(path, EngineConfig(warmup=1), expect={"kind": "perception"})
-        classes = config_from_dict(ClassMap, {"seg": engine.meta["seg_classes"], "det": engine.meta["det_classes"]}, path)
+        classes = classes_from_meta(engine.meta, path)
         dataset = DrivingDataset(config.data.root, config.data.towns(config.split), classes, config.data.camera)
         result = evaluate(EngineModule(engine), dataset, classes, batch_size=8)
         results[path] = {"precision": engine.meta["precision"], **result.to_dict()}
