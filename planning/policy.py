@@ -50,12 +50,16 @@ class PolicyConfig:
     start_weight: float = 0.0  # (float) loss weight of "standing, expert starts" frames; 0 = balance them against "standing, expert waits" (docs/policy.md)
     slowing_margin: float = 1.0  # (float) m/s; a moving frame whose expert target speed is this much below the ego speed is a slowing frame
     slow_weight: float = 1.0  # (float) loss weight of slowing frames (rare: red lights and traffic approached at speed; docs/policy.md)
+    recovery_offset: float = 1.0  # (float) metres; a frame whose label path starts more than this to the side is a recovery frame (the car is off its lane)
+    recovery_weight: float = 1.0  # (float) path-loss weight of recovery frames (rare: DAgger states after a wide turn; docs/policy.md)
 
     def __post_init__(self) -> None:
         if self.start_weight < 0:
             raise ValueError(f"start_weight must be >= 0 (0 = balanced), got {self.start_weight}")
         if self.slow_weight <= 0:
             raise ValueError(f"slow_weight must be > 0, got {self.slow_weight}")
+        if self.recovery_weight <= 0:
+            raise ValueError(f"recovery_weight must be > 0, got {self.recovery_weight}")
 
 
 def command_index(command: torch.Tensor) -> torch.Tensor:
@@ -105,10 +109,11 @@ class DrivingPolicy(nn.Module):
 
     def compute_loss(self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """targets: ``path`` (B,K,2), ``path_valid`` (B,K) bool, ``target_speed`` (B,) m/s, optional ``weight`` (B,)
-        per-sample weights of the speed and brake terms."""
+        per-sample weights of the speed and brake terms and ``path_weight`` (B,) of the path term."""
         c = self.config
         valid = targets["path_valid"].float().unsqueeze(-1)
-        path = (torch.abs(outputs["path"] - targets["path"]) * valid).sum() / valid.sum().clamp(min=1.0) / 2
+        path_weight = targets.get("path_weight", torch.ones_like(targets["target_speed"])).view(-1, 1, 1)
+        path = (path_weight * torch.abs(outputs["path"] - targets["path"]) * valid).sum() / valid.sum().clamp(min=1.0) / 2
         weight = targets.get("weight", torch.ones_like(targets["target_speed"]))
         speed = (weight * torch.abs(outputs["target_speed"] - targets["target_speed"])).mean() / c.speed_scale
         brake_label = (targets["target_speed"] < c.brake_below).float()
@@ -131,6 +136,12 @@ def is_slowing(speed: torch.Tensor, target_speed: torch.Tensor, config: PolicyCo
     """Frames where the ego moves and the expert asks for clearly less speed (a red light or traffic ahead):
     about 4 % of the frames, where a policy that copies its own speed goes wrong; they get ``slow_weight``."""
     return (speed >= config.standing_below) & (target_speed < speed - config.slowing_margin)
+
+
+def is_recovery(path: torch.Tensor, valid: torch.Tensor, config: PolicyConfig) -> torch.Tensor:
+    """Frames whose label path (B,K,2) starts more than ``recovery_offset`` to the side: the car is off its
+    lane and the label leads back (DAgger states, noise-injected steering)."""
+    return valid[:, 0] & (path[:, 0, 1].abs() > config.recovery_offset)
 
 
 def build_policy(config: PolicyConfig) -> DrivingPolicy:

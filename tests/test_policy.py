@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from planning.labels import path_points
-from planning.policy import COMMANDS, DrivingPolicy, PolicyConfig, command_index, ground_truth_to_policy_inputs, is_slowing, is_start
+from planning.policy import (COMMANDS, DrivingPolicy, PolicyConfig, command_index, ground_truth_to_policy_inputs, is_recovery,
+                             is_slowing, is_start)
 from sim.conventions import RoadOption
 from tools.train_policy import MAX_START_WEIGHT, resolve_start_weight, frame_counts
 
@@ -167,3 +168,45 @@ def test_slowing_frames_are_moving_frames_the_expert_slows_by_more_than_the_marg
     assert is_slowing(speed, target, config).tolist() == [True, False, True, False, False]
     with pytest.raises(ValueError, match="slow_weight"):
         PolicyConfig(slow_weight=0.0)
+
+
+def test_recovery_frames_are_those_whose_label_path_starts_off_to_the_side():
+    config = PolicyConfig(recovery_offset=1.0)
+    path = torch.zeros(4, 5, 2)
+    path[:, :, 0] = torch.arange(2.0, 12.0, 2.0)
+    path[1, :, 1], path[2, :, 1], path[3, :, 1] = 3.0, -1.5, 0.8
+    valid = torch.ones(4, 5, dtype=torch.bool)
+    assert is_recovery(path, valid, config).tolist() == [False, True, True, False]
+    valid[1] = False  # no route left: nothing to recover to
+    assert is_recovery(path, valid, config).tolist() == [False, False, True, False]
+    with pytest.raises(ValueError, match="recovery_weight"):
+        PolicyConfig(recovery_weight=0.0)
+
+
+def _lateral_after_fit(recovery_weight: float) -> float:
+    """One scene seen 10 times: in 9 frames the label path goes straight on, in 1 it leads 3 m to the right."""
+    torch.manual_seed(0)
+    config = PolicyConfig(input_size=(16, 32), recovery_weight=recovery_weight)
+    policy = DrivingPolicy(config)
+    seg, det = torch.rand(1, 10, 16, 32).expand(10, -1, -1, -1), torch.rand(1, 5, 16, 32).expand(10, -1, -1, -1)
+    speed, command = torch.full((10,), 5.0), torch.full((10,), int(RoadOption.LANEFOLLOW))
+    path = torch.zeros(10, 5, 2)
+    path[:, :, 0] = torch.arange(2.0, 12.0, 2.0)
+    path[0, :, 1] = 3.0
+    valid = torch.ones(10, 5, dtype=torch.bool)
+    targets = {"path": path, "path_valid": valid, "target_speed": torch.full((10,), 5.0),
+               "path_weight": torch.where(is_recovery(path, valid, config), config.recovery_weight, 1.0)}  # fmt: skip
+    optim = torch.optim.Adam(policy.parameters(), lr=3e-3)
+    for _ in range(200):
+        loss = sum(policy.compute_loss(policy(seg, det, speed, command, ahead(10)), targets).values())
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+    with torch.no_grad():
+        return float(policy.eval()(seg[:1], det[:1], speed[:1], command[:1], ahead(1))["path"][0, 0, 1])
+
+
+def test_recovery_weight_moves_the_path_of_ambiguous_frames_towards_the_way_back():
+    """L1 fits the median: unweighted the path stays straight (9 of 10 labels); weighted x20 it leads back."""
+    assert abs(_lateral_after_fit(1.0)) < 0.5
+    assert _lateral_after_fit(20.0) > 2.5

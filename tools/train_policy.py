@@ -22,7 +22,7 @@ from perception.training.trainer import TrainConfig, Trainer
 from planning.driving_model import DrivingModelConfig, build_policy_training
 from planning.input_cache import PolicyInputCache, build_input_cache
 from planning.labels import path_points
-from planning.policy import PolicyConfig, ground_truth_to_policy_inputs, is_slowing, is_start, is_wait
+from planning.policy import PolicyConfig, ground_truth_to_policy_inputs, is_recovery, is_slowing, is_start, is_wait
 from sim.config import config_from_dict
 from sim.dataset_io import MANIFEST_NAME, DatasetError
 from tools.train import fit_and_report
@@ -124,7 +124,8 @@ def resolve_start_weight(config: PolicyConfig, starts: int, waits: int) -> float
 
 class PolicyBatches:
     """Collate for policy training: images or privileged inputs, plus path, target-speed and weight labels
-    ("standing, expert starts" frames weigh ``start_weight``, slowing frames ``model.slow_weight``)."""
+    ("standing, expert starts" frames weigh ``start_weight``, slowing frames ``model.slow_weight``, and the path
+    term of recovery frames ``model.recovery_weight``)."""
 
     def __init__(self, dataset: DrivingDataset | FrameUnion, config: PolicyTrainConfig, gaussian_alpha: float,
                  start_weight: float = 1.0):  # fmt: skip
@@ -162,21 +163,24 @@ class PolicyBatches:
         target_speed = torch.tensor([f.record["expert_target_speed"] for f in frames], dtype=torch.float32)
         speed = p["speed"].float()
         weight = torch.where(is_slowing(speed, target_speed, m), m.slow_weight, 1.0)
+        path, path_valid = torch.from_numpy(np.stack(paths)), torch.from_numpy(np.stack(valid))
         return {
-            "path": torch.from_numpy(np.stack(paths)),
-            "path_valid": torch.from_numpy(np.stack(valid)),
+            "path": path,
+            "path_valid": path_valid,
             "target_speed": target_speed,
             "weight": torch.where(is_start(speed, target_speed, m), self.start_weight, weight),
+            "path_weight": torch.where(is_recovery(path, path_valid, m), m.recovery_weight, 1.0),
         }
 
 
 def policy_metrics(model: nn.Module, dataset: DrivingDataset, batches: PolicyBatches, batch_size: int = 64) -> dict[str, float]:
     """Mean path error (m), target-speed error (m/s) and brake accuracy on ``dataset``; brake accuracy also
     on the standing frames alone, where the expert starts (``start_acc``) and where it waits (``wait_acc``),
-    and the target-speed error on slowing frames (``slow_speed_l1``)."""
+    the target-speed error on slowing frames (``slow_speed_l1``) and the lateral path error on recovery frames
+    (``recovery_lateral_l1``, metres)."""
     sums = {"path_l1_m": 0.0, "speed_l1": 0.0, "brake_acc": 0.0}
     standing = {"start_acc": [0.0, 0], "wait_acc": [0.0, 0]}
-    slowing = [0.0, 0]
+    slowing, recovery = [0.0, 0], [0.0, 0]
     n = 0
     with torch.no_grad():
         for start in range(0, len(dataset), batch_size):
@@ -196,10 +200,15 @@ def policy_metrics(model: nn.Module, dataset: DrivingDataset, batches: PolicyBat
             chosen = is_slowing(inputs["speed"].float(), targets["target_speed"], batches.config.model)
             slowing[0] += float(torch.abs(out["target_speed"] - targets["target_speed"])[chosen].sum())
             slowing[1] += int(chosen.sum())
+            chosen = is_recovery(targets["path"], targets["path_valid"], batches.config.model)
+            lateral = torch.abs(out["path"][..., 1] - targets["path"][..., 1]) * targets["path_valid"]
+            recovery[0] += float((lateral[chosen].sum(1) / targets["path_valid"][chosen].sum(1)).sum())
+            recovery[1] += int(chosen.sum())
             n += b
     metrics = {k: v / max(n, 1) for k, v in sums.items()}
     metrics |= {k: hits / count for k, (hits, count) in standing.items() if count}
-    return metrics | ({"slow_speed_l1": slowing[0] / slowing[1]} if slowing[1] else {})
+    metrics |= {"slow_speed_l1": slowing[0] / slowing[1]} if slowing[1] else {}
+    return metrics | ({"recovery_lateral_l1": recovery[0] / recovery[1]} if recovery[1] else {})
 
 
 def build_model(config: PolicyTrainConfig) -> tuple[nn.Module, DrivingModelConfig]:
