@@ -60,6 +60,8 @@ class PolicyConfig:
             raise ValueError(f"slow_weight must be > 0, got {self.slow_weight}")
         if self.recovery_weight <= 0:
             raise ValueError(f"recovery_weight must be > 0, got {self.recovery_weight}")
+        if self.recovery_offset < 0:
+            raise ValueError(f"recovery_offset must be >= 0 metres, got {self.recovery_offset}")
 
 
 def command_index(command: torch.Tensor) -> torch.Tensor:
@@ -109,7 +111,8 @@ class DrivingPolicy(nn.Module):
 
     def compute_loss(self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """targets: ``path`` (B,K,2), ``path_valid`` (B,K) bool, ``target_speed`` (B,) m/s, optional ``weight`` (B,)
-        per-sample weights of the speed and brake terms and ``path_weight`` (B,) of the path term."""
+        per-sample weights of the speed and brake terms and ``path_weight`` (B,) of the path term (each term is
+        normalised by its unweighted count, so weights above 1 also raise that term against the others)."""
         c = self.config
         valid = targets["path_valid"].float().unsqueeze(-1)
         path_weight = targets.get("path_weight", torch.ones_like(targets["target_speed"])).view(-1, 1, 1)

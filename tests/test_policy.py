@@ -10,7 +10,7 @@ from planning.labels import path_points
 from planning.policy import (COMMANDS, DrivingPolicy, PolicyConfig, command_index, ground_truth_to_policy_inputs, is_recovery,
                              is_slowing, is_start)
 from sim.conventions import RoadOption
-from tools.train_policy import MAX_START_WEIGHT, resolve_start_weight, frame_counts
+from tools.train_policy import MAX_START_WEIGHT, PolicyBatches, frame_counts, policy_metrics, resolve_start_weight
 
 
 def test_command_index_covers_every_roadoption():
@@ -181,6 +181,21 @@ def test_recovery_frames_are_those_whose_label_path_starts_off_to_the_side():
     assert is_recovery(path, valid, config).tolist() == [False, False, True, False]
     with pytest.raises(ValueError, match="recovery_weight"):
         PolicyConfig(recovery_weight=0.0)
+    with pytest.raises(ValueError, match="recovery_offset"):
+        PolicyConfig(recovery_offset=-1.0)
+
+
+def test_training_labels_weigh_the_path_of_recovery_frames():
+    """The collate's labels: a recorded route 3 m to the right gets ``recovery_weight``, one straight ahead 1."""
+    route = np.zeros((2, 20, 2), np.float32)
+    route[:, :, 0] = np.arange(20.0)
+    route[1, :, 1] = 3.0
+    frames = [SimpleNamespace(record={"expert_target_speed": 5.0}, episode="e") for _ in range(2)]
+    config = SimpleNamespace(model=PolicyConfig(recovery_weight=4.0))
+    p = {"waypoints": torch.from_numpy(route), "waypoints_valid": torch.ones(2, 20, dtype=torch.bool), "speed": torch.full((2,), 5.0)}
+    labels = PolicyBatches(SimpleNamespace(frames=frames), config, 0.54).labels(p, [0, 1])
+    assert labels["path_weight"].tolist() == [1.0, 4.0]
+    assert labels["path"][1, :, 1].tolist() == [3.0] * 5
 
 
 def _lateral_after_fit(recovery_weight: float) -> float:
@@ -210,3 +225,24 @@ def test_recovery_weight_moves_the_path_of_ambiguous_frames_towards_the_way_back
     """L1 fits the median: unweighted the path stays straight (9 of 10 labels); weighted x20 it leads back."""
     assert abs(_lateral_after_fit(1.0)) < 0.5
     assert _lateral_after_fit(20.0) > 2.5
+
+
+def test_validation_reports_the_lateral_error_of_recovery_frames_only():
+    """Two frames: straight ahead (predicted exactly) and 3 m to the right (predicted 1 m): 2 m on recovery."""
+    label = torch.zeros(2, 5, 2)
+    label[:, :, 0] = torch.arange(2.0, 12.0, 2.0)
+    predicted = label.clone()
+    label[1, :, 1], predicted[1, :, 1] = 3.0, 1.0
+
+    def batches(samples: list[int]) -> tuple[dict, dict]:
+        inputs = {"speed": torch.full((len(samples),), 5.0), "frames": samples}
+        return inputs, {"path": label[samples], "path_valid": torch.ones(len(samples), 5, dtype=torch.bool),
+                        "target_speed": torch.full((len(samples),), 5.0)}  # fmt: skip
+
+    def model(inputs: dict) -> dict:
+        n = len(inputs["frames"])
+        return {"path": predicted[inputs["frames"]], "target_speed": torch.full((n,), 5.0), "brake": torch.full((n,), -5.0)}
+
+    batches.config = SimpleNamespace(model=PolicyConfig())
+    assert policy_metrics(model, [0, 1], batches)["recovery_lateral_l1"] == pytest.approx(2.0)
+    assert "recovery_lateral_l1" not in policy_metrics(model, [0], batches)
