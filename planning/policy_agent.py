@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from perception.classes import ClassMap, classes_from_meta
+from perception.postprocess import postprocess
 from planning.agent import Agent, AgentDebug
 from planning.controllers import ControllerConfig, WaypointController
 from planning.creep import CreepConfig, CreepMonitor
@@ -90,6 +91,11 @@ def check_camera(meta: dict, sim_config: SimConfig, camera: str, source: str) ->
                                  f"is {have[0]}x{have[1]} in the simulator config")  # fmt: skip
 
 
+def brake_probability(out: dict[str, np.ndarray]) -> float:
+    """The policy's brake output of the first sample, as a probability (the network gives a logit)."""
+    return 1.0 / (1.0 + float(np.exp(-float(out["brake"][0]))))
+
+
 def model_classes(meta: dict) -> ClassMap:
     """The class map a driving model was trained with (the default one for models that do not say)."""
     if "det_classes" not in meta:
@@ -128,21 +134,19 @@ class PolicyAgent(Agent):
         self.last = (frame, out)
         t1 = time.perf_counter()
         path = out["path"][0].astype(np.float64)
-        brake_probability = 1.0 / (1.0 + np.exp(-float(out["brake"][0])))
-        target = 0.0 if brake_probability > self.brake_threshold else min(float(out["target_speed"][0]), obs.speed_limit)
+        brake = brake_probability(out)
+        target = 0.0 if brake > self.brake_threshold else min(float(out["target_speed"][0]), obs.speed_limit)
         creeping = self.creep is not None and self.creep.update(obs.ego.speed, out["heatmap"], out["box"])
         if creeping:
             target = min(max(target, self.creep.config.speed), obs.speed_limit)
         control = self.controller.control(path, target, obs.ego.speed)
         t2 = time.perf_counter()
-        self.debug = AgentDebug(waypoints=path, target_speed=target, brake_probability=brake_probability, creeping=creeping,
+        self.debug = AgentDebug(waypoints=path, target_speed=target, brake_probability=brake, creeping=creeping,
                                 timings_ms={"model": 1e3 * (t1 - t0), "control": 1e3 * (t2 - t1)})  # fmt: skip
         return control
 
     def perceived(self) -> np.ndarray | None:
         """The last frame with the network's segmentation overlaid and its detections boxed."""
-        from perception.postprocess import postprocess
-
         if self.last is None:
             return None
         frame, out = self.last

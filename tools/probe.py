@@ -13,7 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from planning.creep import CreepConfig, CreepGates
-from planning.policy_agent import TorchDriver, model_classes
+from planning.policy_agent import TorchDriver, brake_probability, model_classes
 from sim.config import config_from_dict
 from sim.conventions import TrafficLightState
 from sim.settings import CameraConfig
@@ -71,7 +71,7 @@ def run(config: ProbeConfig) -> int:
             episode, record = frames[i]
             rgb = read_rgb(image_path(episode, "rgb", config.camera, record["frame"], ext))
             out = driver(rgb, record["speed"], record["command"], np.asarray(record["target_point"], np.float32))
-            probabilities.append(float(1.0 / (1.0 + np.exp(-out["brake"][0]))))
+            probabilities.append(brake_probability(out))
             check = gates.check(out["heatmap"], out["box"])
             creep_allowed.append(not (check.stop_light or check.obstacle))
         p = np.array(probabilities)
