@@ -6,6 +6,11 @@ control). Splits are lists of town seeds, so frames of one town never appear in 
 
 A horizontal flip mirrors the policy targets with the image (:func:`flip_policy`): steering and the
 waypoints' lateral coordinate change sign, LEFT/RIGHT and lane-change commands swap.
+
+Read through a side camera with a ``reference_camera`` (the one the policy drives with), a frame becomes the
+view of a virtual car that carries its reference camera where the side camera is (:class:`ViewShift`): the
+route and target point are re-expressed in that car's frame, so the path label leads from the displaced pose
+back to the route (side-camera augmentation, as in NVIDIA's PilotNet and CIL).
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import math
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
@@ -23,6 +30,7 @@ from perception.augment import Augment
 from perception.classes import ClassMap
 from sim.conventions import RoadOption
 from sim.dataset_io import DatasetError, image_path, load_manifest, read_measurements, read_rgb, read_semantic
+from sim.geometry import to_local
 
 WAYPOINTS = 20  # route points per sample (the recorder stores up to 20, 1 m apart); missing ones are padded
 SMALL_TENSOR_BYTES = 1 << 16  # batch tensors below this cross from DataLoader workers by value (see Batch)
@@ -74,7 +82,45 @@ def policy_targets(record: dict) -> dict[str, np.ndarray]:
         "waypoints_valid": valid,
         "control": np.array([c["throttle"], c["steer"], c["brake"]], np.float32),
         "target_speed": np.float32(np.nan if record["expert_target_speed"] is None else record["expert_target_speed"]),
+        "displaced": np.bool_(False),
     }
+
+
+SAME_MOUNT_KEYS = ("width", "height", "fov", "z", "roll", "pitch")  # a side camera must match its reference in these
+
+
+@dataclass(frozen=True)
+class ViewShift:
+    """Pose of a virtual ego in the recorded ego's frame: ``x`` metres forward, ``y`` right, ``yaw`` degrees
+    (positive turns right). It carries the reference camera where the side camera is mounted."""
+
+    x: float
+    y: float
+    yaw: float
+
+    @classmethod
+    def between(cls, camera: dict, reference: dict) -> ViewShift:
+        """The shift that puts ``reference`` (a camera mount, as in configs/sim.yaml) where ``camera`` is.
+        Both must see alike (size, FOV, height, roll, pitch) and the reference must look straight ahead."""
+        differ = [k for k in SAME_MOUNT_KEYS if camera.get(k) != reference.get(k)]
+        if differ or reference.get("yaw", 0.0):
+            why = f"differs in {differ}" if differ else f"'{reference['name']}' has yaw {reference['yaw']}, needs 0"
+            raise ValueError(f"camera '{camera['name']}' cannot stand in for '{reference['name']}': {why}")
+        yaw = math.radians(camera.get("yaw", 0.0))
+        rx, ry = reference["x"], reference["y"]  # the reference mount, turned with the virtual ego
+        return cls(camera["x"] - (rx * math.cos(yaw) - ry * math.sin(yaw)),
+                   camera["y"] - (rx * math.sin(yaw) + ry * math.cos(yaw)), camera.get("yaw", 0.0))  # fmt: skip
+
+
+def displace_policy(targets: dict[str, np.ndarray], shift: ViewShift) -> dict[str, np.ndarray]:
+    """Policy targets seen from the virtual ego at ``shift``: waypoints and target point in its frame, marked
+    ``displaced`` (speed, control and the expert's target speed stay those of the recorded pose)."""
+    out = dict(targets)
+    yaw = math.radians(shift.yaw)
+    out["waypoints"] = to_local(targets["waypoints"], shift.x, shift.y, yaw).astype(np.float32)
+    out["target_point"] = to_local(targets["target_point"].reshape(1, 2), shift.x, shift.y, yaw)[0].astype(np.float32)
+    out["displaced"] = np.bool_(True)
+    return out
 
 
 def flip_policy(targets: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -109,11 +155,12 @@ def split_frames(root: str | Path, towns: list[int]) -> list[FrameRef]:
 
 
 class DrivingDataset(Dataset):
-    """Frames of some towns as dict samples; see the module docstring. ``augment`` is for training only."""
+    """Frames of some towns as dict samples; see the module docstring. ``augment`` is for training only;
+    ``reference_camera`` (another camera of the dataset) makes ``camera`` a displaced view of it."""
 
     def __init__(
         self, root: str | Path, towns: list[int], class_map: ClassMap, camera: str = "front",
-        augment: Augment | None = None, cache: bool = False, seed: int = 0,
+        augment: Augment | None = None, cache: bool = False, seed: int = 0, reference_camera: str = "",
     ) -> None:  # fmt: skip
         self.root = Path(root)
         self.class_map = class_map
@@ -129,6 +176,7 @@ class DrivingDataset(Dataset):
         if camera not in cameras:
             raise DatasetError(self.root / "manifest.json", f"no camera '{camera}' (has {sorted(cameras)})")
         self.shape = (cameras[camera].height, cameras[camera].width)
+        self.shift = self._view_shift(reference_camera) if reference_camera and reference_camera != camera else None
         self.rgb_ext = fmt.rgb_format
         self.lut = class_map.seg_lut()
         self.images: np.ndarray | None = None
@@ -146,6 +194,21 @@ class DrivingDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         """Augmentations of epoch ``epoch`` (call before creating the epoch's DataLoader iterator)."""
         self.epoch = epoch
+
+    def _view_shift(self, reference: str) -> ViewShift:
+        manifest = self.root / "manifest.json"
+        mounts = {c["name"]: c for c in load_manifest(self.root).config.get("sim", {}).get("cameras", [])}
+        if reference not in mounts or self.camera not in mounts:
+            raise DatasetError(manifest, f"no mount recorded for camera '{reference}' or '{self.camera}' (has {sorted(mounts)})")
+        try:
+            return ViewShift.between(mounts[self.camera], mounts[reference])
+        except ValueError as error:
+            raise DatasetError(manifest, str(error)) from None
+
+    def policy(self, index: int) -> dict[str, np.ndarray]:
+        """Policy targets of frame ``index`` (displaced for a side camera)."""
+        targets = policy_targets(self.frames[index].record)
+        return targets if self.shift is None else displace_policy(targets, self.shift)
 
     def towns_of(self) -> set[int]:
         return {int(f.episode.name[4:].split("_")[0]) for f in self.frames}
@@ -176,7 +239,7 @@ class DrivingDataset(Dataset):
         else:
             image, mask = self._decode(index)
         boxes, labels = self.boxes(index)
-        policy = policy_targets(self.frames[index].record)
+        policy = self.policy(index)
         flipped = False
         if self.augment is not None:
             seed = int(np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(1)[0])

@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from perception.dataset import DrivingDataset, collate, flip_policy, policy_targets
+from perception.dataset import DrivingDataset, collate, flip_policy
 
 
 def file_digest(path: str | Path) -> str:
@@ -54,6 +54,7 @@ class PolicyInputCache(Dataset):
     def __init__(self, dataset: DrivingDataset, folder: Path, views: int) -> None:
         self.dataset, self.folder = dataset, folder
         self.frames, self.root, self.camera, self.shape = dataset.frames, dataset.root, dataset.camera, dataset.shape
+        self.shift = dataset.shift  # a side camera's displaced view (perception.dataset.ViewShift), or None
         self.views = [np.load(folder / f"view{v}.npy", mmap_mode="r") for v in range(views)]
         self.flipped = np.stack([np.load(folder / f"view{v}_flipped.npy") for v in range(views)])
         for v, array in enumerate(self.views):
@@ -69,7 +70,7 @@ class PolicyInputCache(Dataset):
         self.view = epoch % len(self.views)
 
     def __getitem__(self, index: int) -> dict:
-        policy = policy_targets(self.frames[index].record)
+        policy = self.dataset.policy(index)
         if self.flipped[self.view, index]:
             policy = flip_policy(policy)
         return {
@@ -109,8 +110,8 @@ def _build_view(perceive, dataset: DrivingDataset, folder: Path, view: int, view
     array = None
     flipped = np.zeros(len(dataset), bool)
     try:
-        with tqdm(total=len(dataset), desc=f"perception inputs {dataset.root.name} view {view + 1}/{views}", unit="frame",
-                  dynamic_ncols=True) as bar:  # fmt: skip
+        desc = f"perception inputs {dataset.root.name}/{dataset.camera} view {view + 1}/{views}"
+        with tqdm(total=len(dataset), desc=desc, unit="frame", dynamic_ncols=True) as bar:
             for images, targets in loader:
                 values = quantize(torch.cat(perceive(images), dim=1))
                 if array is None:

@@ -111,16 +111,19 @@ class DrivingPolicy(nn.Module):
 
     def compute_loss(self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """targets: ``path`` (B,K,2), ``path_valid`` (B,K) bool, ``target_speed`` (B,) m/s, optional ``weight`` (B,)
-        per-sample weights of the speed and brake terms and ``path_weight`` (B,) of the path term (each term is
-        normalised by its unweighted count, so weights above 1 also raise that term against the others)."""
+        per-sample weights of the speed and brake terms, ``speed_valid`` (B,) bool, the frames that have speed and
+        brake labels (all by default), and ``path_weight`` (B,) of the path term (each term is normalised by its
+        unweighted count of labelled frames, so weights above 1 also raise that term against the others)."""
         c = self.config
         valid = targets["path_valid"].float().unsqueeze(-1)
         path_weight = targets.get("path_weight", torch.ones_like(targets["target_speed"])).view(-1, 1, 1)
         path = (path_weight * torch.abs(outputs["path"] - targets["path"]) * valid).sum() / valid.sum().clamp(min=1.0) / 2
-        weight = targets.get("weight", torch.ones_like(targets["target_speed"]))
-        speed = (weight * torch.abs(outputs["target_speed"] - targets["target_speed"])).mean() / c.speed_scale
+        labelled = targets.get("speed_valid", torch.ones_like(targets["target_speed"], dtype=torch.bool)).float()
+        weight = targets.get("weight", torch.ones_like(targets["target_speed"])) * labelled
+        count = labelled.sum().clamp(min=1.0)
+        speed = (weight * torch.abs(outputs["target_speed"] - targets["target_speed"])).sum() / count / c.speed_scale
         brake_label = (targets["target_speed"] < c.brake_below).float()
-        brake = F.binary_cross_entropy_with_logits(outputs["brake"], brake_label, weight=weight)
+        brake = F.binary_cross_entropy_with_logits(outputs["brake"], brake_label, weight=weight, reduction="sum") / count
         return {"path": c.path_weight * path, "speed": c.speed_weight * speed, "brake": c.brake_weight * brake}
 
 

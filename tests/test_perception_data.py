@@ -39,7 +39,8 @@ def test_sample_content_and_collate():
     assert sample["image"].shape == (3, HEIGHT, WIDTH) and str(sample["image"].dtype) == "torch.uint8"
     mask = sample["mask"].numpy()
     assert mask.shape == (HEIGHT, WIDTH) and set(np.unique(mask)) <= set(range(10)) | {IGNORE_INDEX}
-    assert set(sample["policy"]) == {"speed", "command", "target_point", "waypoints", "waypoints_valid", "control", "target_speed"}
+    assert set(sample["policy"]) == {"speed", "command", "target_point", "waypoints", "waypoints_valid", "control", "target_speed", "displaced"}
+    assert not sample["policy"]["displaced"]
     images, targets = collate([dataset[i] for i in range(4)])
     assert images.shape == (4, 3, HEIGHT, WIDTH) and targets["mask"].shape == (4, HEIGHT, WIDTH)
     assert images.is_contiguous(memory_format=torch.channels_last) and (images[3] == sample["image"]).all()

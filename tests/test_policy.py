@@ -149,7 +149,7 @@ def test_balanced_start_weight_is_waits_over_starts_and_capped():
         records = [{"speed": 0.1, "expert_target_speed": 5.0}] * starts + [{"speed": 0.0, "expert_target_speed": 0.0}] * waits
         records += [{"speed": 6.0, "expert_target_speed": 0.0}] * moving  # braking while moving: slowing
         records += [{"speed": 6.0, "expert_target_speed": 5.5}] * 7  # cruising: none of the three
-        return SimpleNamespace(frames=[SimpleNamespace(record=r) for r in records])
+        return SimpleNamespace(frames=[SimpleNamespace(record=r) for r in records], shift=None)
 
     config = PolicyConfig()
     assert frame_counts(frames(4, 40, 100), config) == (4, 40, 100)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -24,7 +25,7 @@ from planning.input_cache import PolicyInputCache, build_input_cache
 from planning.labels import path_points
 from planning.policy import PolicyConfig, ground_truth_to_policy_inputs, is_recovery, is_slowing, is_start, is_wait
 from sim.config import config_from_dict
-from sim.dataset_io import MANIFEST_NAME, DatasetError
+from sim.dataset_io import MANIFEST_NAME, DatasetError, load_manifest
 from tools.train import fit_and_report
 
 BUILDER = "planning.driving_model:build_policy_training"
@@ -39,6 +40,7 @@ class PolicyTrainConfig:
     init: str = ""  # (str) policy checkpoint to start from (e.g. the ground-truth stage); empty = from scratch
     data: DataConfig = field(default_factory=lambda: DataConfig(root="data/driving"))
     extra_roots: list[str] = field(default_factory=list)  # (list[str]) more datasets whose train-town frames join training
+    side_cameras: list[str] = field(default_factory=list)  # (list[str]) cameras besides data.camera whose frames join training as displaced views, from every dataset that recorded them (path and target point re-expressed, speed and brake terms off; docs/policy.md "Side views")
     cache_views: int = 2  # (int) inputs=perception: compute the perception outputs once per augmented view and keep them (epoch e reads view e mod cache_views); 0 = run perception every step
     cache_dir: str = "runs/policy_inputs"  # (str) folder of those cached outputs, one subfolder per (weights, dataset, augmentation)
     classes: ClassMap = field(default_factory=ClassMap)
@@ -81,11 +83,17 @@ def training_set(config: PolicyTrainConfig, augment: Augment | None, model: nn.M
     """The train towns' frames of ``data.root`` and, with ``extra_roots``, of those datasets too; with ``model``
     (inputs=perception and ``cache_views``) each dataset's perception outputs come from its cache."""
     d = config.data
-    parts = [DrivingDataset(root, d.train_towns, config.classes, d.camera, augment, d.cache, config.train.seed)
-             for root in [d.root, *config.extra_roots]]  # fmt: skip
+    roots = [d.root, *config.extra_roots]
+    parts = [DrivingDataset(root, d.train_towns, config.classes, d.camera, augment, d.cache, config.train.seed) for root in roots]
+    for camera in config.side_cameras:
+        having = [root for root in roots if camera in {c.name for c in load_manifest(root).format.cameras}]
+        if not having:
+            raise DatasetError(Path(d.root) / MANIFEST_NAME, f"side camera '{camera}' is in none of the datasets {roots}")
+        parts += [DrivingDataset(root, d.train_towns, config.classes, camera, augment, d.cache, config.train.seed,
+                                 reference_camera=d.camera) for root in having]  # fmt: skip
     if model is not None:
         parts = [cached_inputs(config, part, model, config.cache_views) for part in parts]
-    return FrameUnion(parts) if config.extra_roots else parts[0]
+    return FrameUnion(parts) if len(parts) > 1 else parts[0]
 
 
 def cached_inputs(config: PolicyTrainConfig, dataset: DrivingDataset, model: nn.Module, views: int) -> PolicyInputCache:
@@ -108,9 +116,11 @@ MAX_START_WEIGHT = 50.0  # a balanced start weight is capped here (a handful of 
 
 def frame_counts(dataset: DrivingDataset | FrameUnion, config: PolicyConfig) -> tuple[int, int, int]:
     """Frames of ``dataset`` where the ego stands and the expert starts, where it stands and waits, and
-    where it moves and the expert slows down."""
-    speed = torch.tensor([f.record["speed"] for f in dataset.frames], dtype=torch.float32)
-    target = torch.tensor([f.record.get("expert_target_speed") or 0.0 for f in dataset.frames], dtype=torch.float32)
+    where it moves and the expert slows down (displaced views left out: their speed terms do not count)."""
+    parts = dataset.datasets if isinstance(dataset, FrameUnion) else [dataset]
+    frames = [f for part in parts if part.shift is None for f in part.frames]
+    speed = torch.tensor([f.record["speed"] for f in frames], dtype=torch.float32)
+    target = torch.tensor([f.record.get("expert_target_speed") or 0.0 for f in frames], dtype=torch.float32)
     return tuple(int(select(speed, target, config).sum()) for select in (is_start, is_wait, is_slowing))
 
 
@@ -125,7 +135,8 @@ def resolve_start_weight(config: PolicyConfig, starts: int, waits: int) -> float
 class PolicyBatches:
     """Collate for policy training: images or privileged inputs, plus path, target-speed and weight labels
     ("standing, expert starts" frames weigh ``start_weight``, slowing frames ``model.slow_weight``, and the path
-    term of recovery frames ``model.recovery_weight``)."""
+    term of recovery frames ``model.recovery_weight``); displaced views have no speed or brake label (the expert
+    judged those at the recorded pose)."""
 
     def __init__(self, dataset: DrivingDataset | FrameUnion, config: PolicyTrainConfig, gaussian_alpha: float,
                  start_weight: float = 1.0):  # fmt: skip
@@ -163,12 +174,14 @@ class PolicyBatches:
         target_speed = torch.tensor([f.record["expert_target_speed"] for f in frames], dtype=torch.float32)
         speed = p["speed"].float()
         weight = torch.where(is_slowing(speed, target_speed, m), m.slow_weight, 1.0)
+        weight = torch.where(is_start(speed, target_speed, m), self.start_weight, weight)
         path, path_valid = torch.from_numpy(np.stack(paths)), torch.from_numpy(np.stack(valid))
         return {
             "path": path,
             "path_valid": path_valid,
             "target_speed": target_speed,
-            "weight": torch.where(is_start(speed, target_speed, m), self.start_weight, weight),
+            "weight": weight,
+            "speed_valid": ~p["displaced"] if "displaced" in p else torch.ones_like(speed, dtype=torch.bool),
             "path_weight": torch.where(is_recovery(path, path_valid, m), m.recovery_weight, 1.0),
         }
 
