@@ -27,12 +27,14 @@ def tiny_pipeline(out, suite) -> PipelineConfig:
     perception = PerceptionConfig(data=DataConfig(train_towns=[0, 1], val_towns=[2], test_towns=[3], cache=False),
                                   classes=ClassMap(), model=tiny_model_config(), train=train,
                                   val=replace(base.val, latency_runs=2, render=1))
-    policy = PolicyTrainConfig(model=PolicyConfig(input_size=(HEIGHT // 4, WIDTH // 4), channels=[8, 16], hidden=32), train=train)
+    policy = PolicyTrainConfig(model=PolicyConfig(input_size=(HEIGHT // 4, WIDTH // 4), channels=[8, 16], hidden=32), train=train,
+                               side_cameras=["left_shift"])  # fmt: skip
+    recorded = replace(sim, cameras=[*sim.cameras, CameraConfig("left_shift", WIDTH, HEIGHT, y=-3.0)])
     return PipelineConfig(
         out=str(out), policy_gt_epochs=1, drive_videos=1, dagger_rounds=1, dagger_epochs=1,
         dagger=DaggerConfig(routes_per_town=1, max_frames=30, save_every=5, workers=1, progress=False),
         collect=CollectConfig(town_seeds=[0, 1, 2, 3], routes_per_town=1, max_frames=30, save_every=5, workers=1,
-                              progress=False, sim=sim),
+                              progress=False, sim=recorded),
         perception=perception, policy=policy,
         export=ExportConfig(precisions=["fp32", "int8"], parity_frames=2, calibration_frames=4),
         drive=DriveConfig(suite=str(suite), sim=sim), bench=BenchConfig(frames=3, warmup=1),
@@ -81,6 +83,17 @@ def test_the_dagger_round_drives_the_policy_and_the_export_ships_its_result(pipe
     recorded = load_manifest(out / "dagger1")
     assert recorded.config["model"] == str(out / "policy" / "last.pt") and recorded.config["town_seeds"] == [0, 1]
     assert len(recorded.episodes) == 2
+    assert [c.name for c in recorded.format.cameras] == ["front"]  # the side camera is left out while the policy drives
     fine_tuned = load_checkpoint(out / "policy_dagger1" / "last.pt")["config"]
     assert fine_tuned["init"] == str(out / "policy" / "last.pt") and fine_tuned["extra_roots"] == [str(out / "dagger1")]
     assert read_metadata(out / "export" / "fused_fp32.onnx")["checkpoint"] == str(out / "policy_dagger1" / "last.pt")
+
+
+def test_the_policy_stages_train_on_the_side_views_the_collect_stage_recorded(pipeline):
+    from perception.training.checkpoint import load_checkpoint
+    from sim.dataset_io import load_manifest
+
+    _, out = pipeline
+    assert [c.name for c in load_manifest(out / "dataset").format.cameras] == ["front", "left_shift"]
+    for stage in ("policy_gt", "policy", "policy_dagger1"):
+        assert load_checkpoint(out / stage / "last.pt")["config"]["side_cameras"] == ["left_shift"], stage

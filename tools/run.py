@@ -14,6 +14,7 @@ from perception.config import PerceptionConfig
 from perception.training.checkpoint import load_checkpoint
 from planning.dagger import DaggerConfig
 from sim.recorder import CollectConfig
+from sim.settings import SimConfig
 from tools.bench import BenchConfig
 from tools.drive import DriveConfig
 from tools.export import ExportConfig
@@ -40,6 +41,12 @@ CONFIG_CLASS = PipelineConfig
 DEFAULT_CONFIG = "quickstart.yaml"
 
 
+def with_camera_only(sim: SimConfig, camera: str) -> SimConfig:
+    """``sim`` with only ``camera``: a DAgger round renders every step for the learner, and side cameras
+    (recorded by the collect stage for training) would multiply that cost."""
+    return replace(sim, cameras=[c for c in sim.cameras if c.name == camera])
+
+
 def stage_configs(config: PipelineConfig) -> dict[str, object]:
     """Every stage's config with its paths inside ``config.out`` (what one stage writes, the next reads)."""
     out = Path(config.out)
@@ -57,7 +64,7 @@ def stage_configs(config: PipelineConfig) -> dict[str, object]:
     for i in range(1, config.dagger_rounds + 1):
         rounds[f"dagger{i}"] = replace(config.dagger, out=str(out / f"dagger{i}"), model=str(Path(learner) / "last.pt"), engine="torch",
                                        town_seeds=list(perception.data.train_towns), seed=config.dagger.seed + i - 1,
-                                       sim=config.collect.sim)  # fmt: skip
+                                       sim=with_camera_only(config.collect.sim, policy.data.camera))  # fmt: skip
         rounds[f"policy_dagger{i}"] = replace(policy, init=str(Path(learner) / "last.pt"),
                                               extra_roots=[str(out / f"dagger{j}") for j in range(1, i + 1)],
                                               train=replace(policy.train, out=str(out / f"policy_dagger{i}"), epochs=config.dagger_epochs))  # fmt: skip
