@@ -15,12 +15,11 @@ back to the route (side-camera augmentation, as in NVIDIA's PilotNet and CIL).
 
 from __future__ import annotations
 
+import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import math
 
 import numpy as np
 import torch
