@@ -46,7 +46,8 @@ def load_suite(path: str | Path) -> RouteSuite:
     return load_config(RouteSuite, path)
 
 
-def _route_sim_config(sim: SimConfig, route: SuiteRoute) -> SimConfig:
+def route_sim_config(sim: SimConfig, route: SuiteRoute) -> SimConfig:
+    """``sim`` with the route's traffic overrides; an unknown traffic key is an error naming the route."""
     unknown = set(route.traffic) - set(vars(sim.traffic))
     if unknown:
         raise ValueError(f"route '{route.name}': unknown traffic keys {sorted(unknown)}")
@@ -67,7 +68,7 @@ def drive_route(
     from planning.trace import DriveTrace
     from sim.visualize import VideoWriter, render_frame
 
-    config = _route_sim_config(sim_config, route)
+    config = route_sim_config(sim_config, route)
     render = getattr(agent, "needs_cameras", True) or video is not None
     trail = []
     with make_simulator(config) as sim, VideoWriter(video, fps=10) if video else _NoVideo() as writer:
