@@ -197,8 +197,9 @@ class DrivingDataset(Dataset):
     def _view_shift(self, reference: str) -> ViewShift:
         manifest = self.root / "manifest.json"
         mounts = {c["name"]: c for c in load_manifest(self.root).config.get("sim", {}).get("cameras", [])}
-        if reference not in mounts or self.camera not in mounts:
-            raise DatasetError(manifest, f"no mount recorded for camera '{reference}' or '{self.camera}' (has {sorted(mounts)})")
+        missing = [name for name in (reference, self.camera) if name not in mounts]
+        if missing:
+            raise DatasetError(manifest, f"no mount recorded for camera '{missing[0]}' (has {sorted(mounts)})")
         try:
             return ViewShift.between(mounts[self.camera], mounts[reference])
         except ValueError as error:

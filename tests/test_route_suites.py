@@ -1,4 +1,4 @@
-"""The route suites in configs/routes: towns no dataset uses, validation and test apart, every route drivable."""
+"""The route suites in configs/routes: towns no dataset uses, validation and test apart, valid traffic overrides."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import math
 import shutil
 import tempfile
 from pathlib import Path
@@ -19,6 +20,7 @@ from planning.driving_model import DrivingModel, DrivingModelConfig
 from planning.input_cache import build_input_cache
 from planning.policy import DrivingPolicy, PolicyConfig
 from sim.dataset_io import DatasetError
+from sim.geometry import to_local
 from sim.recorder import CollectConfig, collect
 from sim.settings import CameraConfig, SimConfig, TownConfig, TrafficConfig
 from tests.perception_helpers import tiny_model_config
@@ -44,6 +46,20 @@ def test_view_shift_puts_the_reference_camera_where_the_side_camera_is():
     assert ViewShift.between({**FRONT, "name": "left", "y": -3.0}, FRONT) == ViewShift(0.0, -3.0, 0.0)
     turned = ViewShift.between({**FRONT, "name": "right", "yaw": 90.0}, FRONT)  # front camera turned to look right
     assert (turned.x, turned.y, turned.yaw) == pytest.approx((1.3, -1.3, 90.0))  # its car stands 1.3 m back along its own axis
+    both = ViewShift.between({**FRONT, "name": "left_turned", "y": -1.5, "yaw": -20.0}, FRONT)  # shifted and turned
+    a = math.radians(-20.0)
+    assert (both.x, both.y) == pytest.approx((1.3 - 1.3 * math.cos(a), -1.5 - 1.3 * math.sin(a)))  # (0.078, -1.055)
+
+
+def test_a_shifted_and_turned_view_sees_the_route_where_its_camera_does():
+    """A route point seen from the side camera's mount equals the point seen from the displaced car's front camera."""
+    camera = {**FRONT, "name": "left_turned", "y": -1.5, "yaw": -20.0}
+    shift = ViewShift.between(camera, FRONT)
+    point = np.array([[12.0, 2.0]], np.float32)  # ego frame
+    seen_by_camera = to_local(point, camera["x"], camera["y"], math.radians(camera["yaw"]))
+    moved = displace_policy({"waypoints": point, "target_point": point[0], "displaced": np.bool_(False)}, shift)
+    seen_by_front_of_displaced_car = to_local(moved["waypoints"], FRONT["x"], FRONT["y"], 0.0)
+    np.testing.assert_allclose(seen_by_front_of_displaced_car, seen_by_camera, atol=1e-5)
 
 
 def test_displaced_targets_are_the_route_seen_from_the_displaced_pose():
@@ -113,6 +129,9 @@ def test_side_cameras_join_training_without_their_speed_labels():
     assert labels["path"][1, 0, 1] - labels["path"][0, 0, 1] == pytest.approx(3.0, abs=0.05)
     with pytest.raises(DatasetError, match="side camera 'rear' is in none of the datasets"):
         training_set(PolicyTrainConfig(data=config.data, side_cameras=["rear"]), None)
+    for wrong in (["front"], ["left_shift", "left_shift"]):
+        with pytest.raises(ValueError, match="side_cameras must be distinct and exclude data.camera 'front'"):
+            PolicyTrainConfig(data=config.data, side_cameras=wrong)
 
 
 def test_cached_side_views_stay_displaced(tmp_path):

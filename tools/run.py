@@ -44,7 +44,10 @@ DEFAULT_CONFIG = "quickstart.yaml"
 def with_camera_only(sim: SimConfig, camera: str) -> SimConfig:
     """``sim`` with only ``camera``: a DAgger round renders every step for the learner, and side cameras
     (recorded by the collect stage for training) would multiply that cost."""
-    return replace(sim, cameras=[c for c in sim.cameras if c.name == camera])
+    kept = [c for c in sim.cameras if c.name == camera]
+    if not kept:
+        raise ValueError(f"the policy's camera '{camera}' is not in collect.sim.cameras {[c.name for c in sim.cameras]}")
+    return replace(sim, cameras=kept)
 
 
 def stage_configs(config: PipelineConfig) -> dict[str, object]:

@@ -52,6 +52,8 @@ class PolicyTrainConfig:
     def __post_init__(self) -> None:
         if self.cache_views < 0:
             raise ValueError(f"cache_views must be >= 0 (0 = no cache), got {self.cache_views}")
+        if self.data.camera in self.side_cameras or len(set(self.side_cameras)) != len(self.side_cameras):
+            raise ValueError(f"side_cameras must be distinct and exclude data.camera '{self.data.camera}', got {self.side_cameras}")
 
 
 CONFIG_CLASS = PolicyTrainConfig
