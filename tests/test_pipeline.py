@@ -15,8 +15,8 @@ from tests.perception_helpers import HEIGHT, WIDTH, tiny_model_config
 from tools.bench import BenchConfig
 from tools.drive import DriveConfig
 from tools.export import ExportConfig
-from tools.run import PipelineConfig, run
-from tools.train_policy import PolicyTrainConfig
+from tools.run import PipelineConfig, run, stage_configs
+from tools.train_policy import PolicyTrainConfig, training_set
 
 
 def tiny_pipeline(out, suite) -> PipelineConfig:
@@ -93,7 +93,10 @@ def test_the_policy_stages_train_on_the_side_views_the_collect_stage_recorded(pi
     from perception.training.checkpoint import load_checkpoint
     from sim.dataset_io import load_manifest
 
-    _, out = pipeline
+    config, out = pipeline
     assert [c.name for c in load_manifest(out / "dataset").format.cameras] == ["front", "left_shift"]
     for stage in ("policy_gt", "policy", "policy_dagger1"):
         assert load_checkpoint(out / stage / "last.pt")["config"]["side_cameras"] == ["left_shift"], stage
+    union = training_set(stage_configs(config)["policy_dagger1"], None)  # what the last fine-tune trained on
+    assert [(p.root.name, p.camera, p.shift is not None) for p in union.datasets] == [
+        ("dataset", "front", False), ("dagger1", "front", False), ("dataset", "left_shift", True)]
