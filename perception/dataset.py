@@ -170,12 +170,13 @@ class DrivingDataset(Dataset):
         self.frames = split_frames(root, towns)
         if not self.frames:
             raise DatasetError(self.root, f"no completed episodes of towns {towns}")
-        fmt = load_manifest(root).format
+        manifest = load_manifest(root)
+        fmt = manifest.format
         cameras = {c.name: c for c in fmt.cameras}
         if camera not in cameras:
             raise DatasetError(self.root / "manifest.json", f"no camera '{camera}' (has {sorted(cameras)})")
         self.shape = (cameras[camera].height, cameras[camera].width)
-        self.shift = self._view_shift(reference_camera) if reference_camera and reference_camera != camera else None
+        self.shift = self._view_shift(manifest.config, reference_camera) if reference_camera and reference_camera != camera else None
         self.rgb_ext = fmt.rgb_format
         self.lut = class_map.seg_lut()
         self.images: np.ndarray | None = None
@@ -194,9 +195,9 @@ class DrivingDataset(Dataset):
         """Augmentations of epoch ``epoch`` (call before creating the epoch's DataLoader iterator)."""
         self.epoch = epoch
 
-    def _view_shift(self, reference: str) -> ViewShift:
+    def _view_shift(self, collect_config: dict, reference: str) -> ViewShift:
         manifest = self.root / "manifest.json"
-        mounts = {c["name"]: c for c in load_manifest(self.root).config.get("sim", {}).get("cameras", [])}
+        mounts = {c["name"]: c for c in collect_config.get("sim", {}).get("cameras", [])}
         missing = [name for name in (reference, self.camera) if name not in mounts]
         if missing:
             raise DatasetError(manifest, f"no mount recorded for camera '{missing[0]}' (has {sorted(mounts)})")

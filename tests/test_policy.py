@@ -192,7 +192,8 @@ def test_training_labels_weigh_the_path_of_recovery_frames():
     route[1, :, 1] = 3.0
     frames = [SimpleNamespace(record={"expert_target_speed": 5.0}, episode="e") for _ in range(2)]
     config = SimpleNamespace(model=PolicyConfig(recovery_weight=4.0))
-    p = {"waypoints": torch.from_numpy(route), "waypoints_valid": torch.ones(2, 20, dtype=torch.bool), "speed": torch.full((2,), 5.0)}
+    p = {"waypoints": torch.from_numpy(route), "waypoints_valid": torch.ones(2, 20, dtype=torch.bool), "speed": torch.full((2,), 5.0),
+         "displaced": torch.zeros(2, dtype=torch.bool)}
     labels = PolicyBatches(SimpleNamespace(frames=frames), config, 0.54).labels(p, [0, 1])
     assert labels["path_weight"].tolist() == [1.0, 4.0]
     assert labels["path"][1, :, 1].tolist() == [3.0] * 5

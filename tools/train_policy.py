@@ -87,8 +87,9 @@ def training_set(config: PolicyTrainConfig, augment: Augment | None, model: nn.M
     d = config.data
     roots = [d.root, *config.extra_roots]
     parts = [DrivingDataset(root, d.train_towns, config.classes, d.camera, augment, d.cache, config.train.seed) for root in roots]
+    recorded = {root: {c.name for c in load_manifest(root).format.cameras} for root in roots} if config.side_cameras else {}
     for camera in config.side_cameras:
-        having = [root for root in roots if camera in {c.name for c in load_manifest(root).format.cameras}]
+        having = [root for root in roots if camera in recorded[root]]
         if not having:
             raise DatasetError(Path(d.root) / MANIFEST_NAME, f"side camera '{camera}' is in none of the datasets {roots}")
         parts += [DrivingDataset(root, d.train_towns, config.classes, camera, augment, d.cache, config.train.seed,
@@ -183,7 +184,7 @@ class PolicyBatches:
             "path_valid": path_valid,
             "target_speed": target_speed,
             "weight": weight,
-            "speed_valid": ~p["displaced"] if "displaced" in p else torch.ones_like(speed, dtype=torch.bool),
+            "speed_valid": ~p["displaced"],
             "path_weight": torch.where(is_recovery(path, path_valid, m), m.recovery_weight, 1.0),
         }
 
