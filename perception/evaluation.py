@@ -1,13 +1,19 @@
 """Evaluation of the multi-task network: mIoU (torchmetrics Jaccard), COCO mAP (torchmetrics, pycocotools
-backend) per class, and latency. Results are plain dicts (JSON) with a readable table."""
+backend) per class, AP@0.5 per class by box size (pycocotools area ranges), and latency. Results are plain
+dicts (JSON) with a readable table."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchmetrics.classification import MulticlassJaccardIndex
@@ -16,6 +22,8 @@ from torchmetrics.detection import MeanAveragePrecision
 from perception.classes import IGNORE_INDEX, ClassMap
 from perception.dataset import collate
 from perception.postprocess import postprocess
+
+SIZE_BINS = (0.0, 5.0, 8.0, 12.0, 20.0, float("inf"))  # box sizes, sqrt(area) in pixels, of the AP-by-size table
 
 
 @dataclass
@@ -30,6 +38,7 @@ class EvalResult:
     map50: float  # mean of ap50
     map: float  # mean of ap
     gt_boxes: dict[str, int] = field(default_factory=dict)  # ground-truth boxes per class
+    ap50_by_size: dict[str, dict[str, list]] = field(default_factory=dict)  # class -> size bin -> [AP@0.5, boxes]
     latency_ms: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -49,6 +58,13 @@ class EvalResult:
                   f"{'detection class':<22}{'boxes':>7}{'AP50':>8}{'AP50:95':>9}"]  # fmt: skip
         lines += [f"{k:<22}{self.gt_boxes.get(k, 0):7d}{self.ap50[k]:8.3f}{self.ap[k]:9.3f}" for k in self.ap50]
         lines.append(f"{'mean (classes present)':<22}{sum(self.gt_boxes.values()):7d}{self.map50:8.3f}{self.map:9.3f}")
+        if self.ap50_by_size:
+            bins = list(next(iter(self.ap50_by_size.values())))
+            lines += ["", "AP@0.5 (boxes) by box size, sqrt(area) in px",
+                      f"{'detection class':<22}" + "".join(f"{b:>14}" for b in bins)]  # fmt: skip
+            for name, row in self.ap50_by_size.items():
+                cells = ("-" if n == 0 else f"{ap:.3f} ({n})" for ap, n in row.values())
+                lines.append(f"{name:<22}" + "".join(f"{c:>14}" for c in cells))
         if self.latency_ms:
             lines += ["", "latency (ms): " + ", ".join(f"{k} {v:.2f}" for k, v in self.latency_ms.items())]
         return "\n".join(lines)
@@ -68,6 +84,7 @@ def evaluate(
     map_50 = MeanAveragePrecision(box_format="xyxy", iou_type="bbox", iou_thresholds=[0.5], class_metrics=True,
                                   backend="pycocotools")  # fmt: skip
     gt_counts = torch.zeros(len(class_map.det), dtype=torch.long)
+    by_size = SizeBinnedAP(len(class_map.det))
     images = 0
     for inputs, targets in DataLoader(dataset, batch_size, collate_fn=collate):
         outputs = model(inputs.to(device))
@@ -81,6 +98,7 @@ def evaluate(
             gt_counts += torch.bincount(l, minlength=len(class_map.det))
         map_all.update(preds, gts)
         map_50.update(preds, gts)
+        by_size.update(preds, gts)
         images += len(inputs)
     iou_all = jaccard.compute().cpu()
     iou = {name: float(iou_all[i]) for i, name in enumerate(class_map.seg_names) if seg_pixels[i] > 0}
@@ -90,7 +108,59 @@ def evaluate(
         images=images, iou=iou, miou=sum(iou.values()) / max(1, len(iou)), ap50=ap50, ap=ap,
         map50=sum(ap50.values()) / max(1, len(ap50)), map=sum(ap.values()) / max(1, len(ap)),
         gt_boxes={name: int(gt_counts[i]) for i, name in enumerate(class_map.det_names) if gt_counts[i] > 0},
+        ap50_by_size={name: by_size.compute(i) for i, name in enumerate(class_map.det_names) if gt_counts[i] > 0},
     )  # fmt: skip
+
+
+class SizeBinnedAP:
+    """AP@0.5 of one class within box-size bins (COCO area ranges, as pycocotools evaluates them: ground
+    truth outside the bin and detections matched to it are ignored, unmatched detections outside it too)."""
+
+    def __init__(self, num_classes: int, bins: tuple[float, ...] = SIZE_BINS) -> None:
+        self.num_classes, self.bins = num_classes, bins
+        self.images: list[dict] = []
+        self.annotations: list[dict] = []
+        self.detections: list[dict] = []
+
+    def update(self, preds: list[dict], gts: list[dict]) -> None:
+        """Lists of per-image dicts, as torchmetrics takes them: boxes (N,4) xyxy, labels, and scores."""
+        for pred, gt in zip(preds, gts):
+            image = len(self.images)
+            self.images.append({"id": image})
+            for (x1, y1, x2, y2), label in zip(gt["boxes"].tolist(), gt["labels"].tolist()):
+                self.annotations.append({"id": len(self.annotations) + 1, "image_id": image, "category_id": label,
+                                         "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "iscrowd": 0})  # fmt: skip
+            for (x1, y1, x2, y2), label, score in zip(pred["boxes"].tolist(), pred["labels"].tolist(), pred["scores"].tolist()):
+                self.detections.append({"image_id": image, "category_id": label, "bbox": [x1, y1, x2 - x1, y2 - y1],
+                                        "score": score})  # fmt: skip
+
+    def compute(self, label: int) -> dict[str, list]:
+        """Size bin name ("5-8", ">=20") -> [AP@0.5 (0 when nothing in the bin), ground-truth boxes in the bin]."""
+        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
+            truth = COCO()
+            truth.dataset = {"images": self.images, "annotations": self.annotations,
+                             "categories": [{"id": i} for i in range(self.num_classes)]}  # fmt: skip
+            truth.createIndex()
+            found = truth.loadRes(self.detections) if self.detections else COCO()
+        out = {}
+        for lo, hi in zip(self.bins[:-1], self.bins[1:]):
+            name = f"<{hi:g}" if lo == 0 else (f">={lo:g}" if hi == float("inf") else f"{lo:g}-{hi:g}")
+            boxes = sum(1 for a in self.annotations if a["category_id"] == label and lo * lo <= a["area"] < hi * hi)
+            out[name] = [self._ap50(truth, found, label, lo, hi) if boxes and self.detections else 0.0, boxes]
+        return out
+
+    @staticmethod
+    def _ap50(truth: COCO, found: COCO, label: int, lo: float, hi: float) -> float:
+        evaluator = COCOeval(truth, found, "bbox")
+        evaluator.params.catIds = [label]
+        evaluator.params.iouThrs = np.array([0.5])
+        evaluator.params.areaRng, evaluator.params.areaRngLbl = [[lo * lo, min(hi * hi, 1e10)]], ["bin"]
+        evaluator.params.maxDets = [100]
+        with contextlib.redirect_stdout(io.StringIO()):
+            evaluator.evaluate()
+            evaluator.accumulate()
+        precision = evaluator.eval["precision"][0, :, 0, 0, 0]
+        return float(precision[precision > -1].mean()) if (precision > -1).any() else 0.0
 
 
 def _per_class(result: dict, class_map: ClassMap, gt_counts: torch.Tensor) -> dict[str, float]:

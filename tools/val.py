@@ -54,10 +54,11 @@ def run(config: PerceptionConfig) -> int:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     weights = "ema" if cfg.ema and checkpoint.get("ema_state_dict") is not None else "raw"
-    report = {"checkpoint": cfg.checkpoint, "weights": weights, "epoch": checkpoint["epoch"], "split": cfg.split,
+    epoch = checkpoint.get("epoch")  # None for weights taken out of a driving model (drivestack package)
+    report = {"checkpoint": cfg.checkpoint, "weights": weights, "epoch": epoch, "split": cfg.split,
               "towns": config.data.towns(cfg.split), **result.to_dict()}  # fmt: skip
     (out / "metrics.json").write_text(json.dumps(report, indent=2))
-    header = f"{cfg.checkpoint} (epoch {checkpoint['epoch']}, {weights} weights) on {cfg.split} towns {config.data.towns(cfg.split)}, {result.images} images"
+    header = f"{cfg.checkpoint} (epoch {epoch}, {weights} weights) on {cfg.split} towns {config.data.towns(cfg.split)}, {result.images} images"
     (out / "metrics.txt").write_text(header + "\n\n" + result.table() + "\n")
     render(model, dataset, cfg.render, cfg.render_threshold, out / "renders")
     print(header + "\n\n" + result.table())
