@@ -73,9 +73,10 @@ class EvalResult:
 @torch.no_grad()
 def evaluate(
     model: nn.Module, dataset: Dataset, class_map: ClassMap, batch_size: int = 16, score_threshold: float = 0.01,
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "cpu", size_bins: tuple[float, ...] | None = SIZE_BINS,
 ) -> EvalResult:  # fmt: skip
-    """mIoU over the segmentation classes present in the ground truth; AP per detection class present."""
+    """mIoU over the segmentation classes present in the ground truth; AP per detection class present; AP@0.5
+    by box size over ``size_bins`` (None: skipped)."""
     model.eval()
     num_seg = len(class_map.seg)
     jaccard = MulticlassJaccardIndex(num_seg, average="none", ignore_index=IGNORE_INDEX).to(device)
@@ -84,7 +85,7 @@ def evaluate(
     map_50 = MeanAveragePrecision(box_format="xyxy", iou_type="bbox", iou_thresholds=[0.5], class_metrics=True,
                                   backend="pycocotools")  # fmt: skip
     gt_counts = torch.zeros(len(class_map.det), dtype=torch.long)
-    by_size = SizeBinnedAP(len(class_map.det))
+    by_size = SizeBinnedAP(len(class_map.det), size_bins) if size_bins else None
     images = 0
     for inputs, targets in DataLoader(dataset, batch_size, collate_fn=collate):
         outputs = model(inputs.to(device))
@@ -98,7 +99,8 @@ def evaluate(
             gt_counts += torch.bincount(l, minlength=len(class_map.det))
         map_all.update(preds, gts)
         map_50.update(preds, gts)
-        by_size.update(preds, gts)
+        if by_size:
+            by_size.update(preds, gts)
         images += len(inputs)
     iou_all = jaccard.compute().cpu()
     iou = {name: float(iou_all[i]) for i, name in enumerate(class_map.seg_names) if seg_pixels[i] > 0}
@@ -108,13 +110,15 @@ def evaluate(
         images=images, iou=iou, miou=sum(iou.values()) / max(1, len(iou)), ap50=ap50, ap=ap,
         map50=sum(ap50.values()) / max(1, len(ap50)), map=sum(ap.values()) / max(1, len(ap)),
         gt_boxes={name: int(gt_counts[i]) for i, name in enumerate(class_map.det_names) if gt_counts[i] > 0},
-        ap50_by_size={name: by_size.compute(i) for i, name in enumerate(class_map.det_names) if gt_counts[i] > 0},
+        ap50_by_size={name: by_size.compute(i) for i, name in enumerate(class_map.det_names) if gt_counts[i] > 0}
+        if by_size else {},
     )  # fmt: skip
 
 
 class SizeBinnedAP:
-    """AP@0.5 of one class within box-size bins (COCO area ranges, as pycocotools evaluates them: ground
-    truth outside the bin and detections matched to it are ignored, unmatched detections outside it too)."""
+    """AP@0.5 of one class within box-size bins [lo, hi) of sqrt(area) (COCO area ranges, as pycocotools
+    evaluates them: ground truth outside the bin and the detections matched to it are ignored, and so are
+    unmatched detections outside it; a detection of another size that matches a box of the bin counts)."""
 
     def __init__(self, num_classes: int, bins: tuple[float, ...] = SIZE_BINS) -> None:
         self.num_classes, self.bins = num_classes, bins
@@ -154,7 +158,8 @@ class SizeBinnedAP:
         evaluator = COCOeval(truth, found, "bbox")
         evaluator.params.catIds = [label]
         evaluator.params.iouThrs = np.array([0.5])
-        evaluator.params.areaRng, evaluator.params.areaRngLbl = [[lo * lo, min(hi * hi, 1e10)]], ["bin"]
+        upper = 1e10 if hi == float("inf") else float(np.nextafter(hi * hi, 0))  # COCOeval's range is closed
+        evaluator.params.areaRng, evaluator.params.areaRngLbl = [[lo * lo, upper]], ["bin"]
         evaluator.params.maxDets = [100]
         with contextlib.redirect_stdout(io.StringIO()):
             evaluator.evaluate()

@@ -15,7 +15,7 @@ def _image(gt_boxes, gt_labels, det_boxes, det_labels, det_scores):
 
 def test_each_size_bin_scores_its_own_boxes():
     metric = SizeBinnedAP(num_classes=2)
-    # image 0: a 30x30 vehicle found exactly, a 4x4 vehicle missed (the detection beside it overlaps it by 0)
+    # image 0: a 30x30 vehicle found exactly, a 4x4 vehicle missed (the 4x4 detection beside it does not touch it)
     pred, gt = _image([[10, 10, 40, 40], [100, 50, 104, 54]], [0, 0],
                       [[10, 10, 40, 40], [120, 50, 124, 54]], [0, 0], [0.9, 0.8])  # fmt: skip
     metric.update([pred], [gt])
@@ -26,7 +26,7 @@ def test_each_size_bin_scores_its_own_boxes():
     vehicle = metric.compute(0)
     assert vehicle[">=20"] == [pytest.approx(1.0), 1]
     assert vehicle["8-12"] == [pytest.approx(1.0), 1]
-    assert vehicle["<5"] == [0.0, 1]  # missed, and the false positive of its size counts against it
+    assert vehicle["<5"] == [0.0, 1]  # missed
     assert vehicle["5-8"] == [0.0, 0] and vehicle["12-20"] == [0.0, 0]
     pedestrian = metric.compute(1)
     assert pedestrian["8-12"] == [0.0, 1]  # sqrt(6 * 12) = 8.5 px, never detected
@@ -50,3 +50,22 @@ def test_table_shows_the_size_bins():
                         map=1.0, gt_boxes={"vehicle": 1}, ap50_by_size={"vehicle": metric.compute(0)})  # fmt: skip
     table = result.table()
     assert ">=20" in table and "1.000 (1)" in table
+
+
+def test_a_box_on_a_bin_edge_is_scored_in_one_bin():
+    # an 8x8 box (sqrt(area) = 8, the edge of "5-8" and "8-12") missed, a 6x6 box found: COCOeval's area range
+    # is closed at both ends, so without the half-open upper edge the 8x8 miss would also count in "5-8"
+    metric = SizeBinnedAP(num_classes=1)
+    pred, gt = _image([[10, 10, 18, 18], [100, 50, 106, 56]], [0, 0], [[100, 50, 106, 56]], [0], [0.9])
+    metric.update([pred], [gt])
+    bins = metric.compute(0)
+    assert bins["5-8"] == [pytest.approx(1.0), 1]
+    assert bins["8-12"] == [0.0, 1]
+
+
+def test_no_detections_at_all_scores_zero_where_there_are_boxes():
+    metric = SizeBinnedAP(num_classes=1)
+    pred, gt = _image([[10, 10, 40, 40]], [0], [], [], [])
+    metric.update([pred], [gt])
+    bins = metric.compute(0)
+    assert bins[">=20"] == [0.0, 1] and bins["<5"] == [0.0, 0]

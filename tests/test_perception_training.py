@@ -158,3 +158,19 @@ def test_ddp_with_two_gloo_processes_trains(tmp_path):
     assert r0["step"] == r1["step"] == 2  # 32 samples / 2 processes / batch 8
     assert torch.equal(r0["params"], r1["params"])  # gradients were averaged across processes
     assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
+
+
+def test_train_command_warns_about_train_towns_missing_from_the_dataset(tmp_path, capsys):
+    from tools import train
+
+    from perception_helpers import tiny_config
+
+    config = tiny_config(recorded_dataset(), out=str(tmp_path / "run"), epochs=1, batch_size=4, warmup_steps=1,
+                         workers=0, device="cpu")  # fmt: skip
+    config.data.train_towns = [0, 1, 7]  # town 7 was never recorded
+    config.val.render = 0
+    assert train.run(config) == 0
+    out = capsys.readouterr().out
+    assert "no completed episodes of train towns [7]" in out and "training on 2 of 3 towns" in out
+    assert "(towns [0, 1])" in out
+    assert (tmp_path / "run" / "last.pt").exists()

@@ -47,7 +47,7 @@ def run(config: PerceptionConfig) -> int:
     model = build_multitask(config.model)
     trainer = Trainer(
         model, train_set, config.train, model_spec(BUILDER, config.model), collate_fn=collate, val_set=val_set,
-        evaluate=lambda m, ds: evaluate(m, ds, config.classes, config.val.batch_size).flat(),
+        evaluate=lambda m, ds: evaluate(m, ds, config.classes, config.val.batch_size, size_bins=None).flat(),
         visualize=lambda m, ds: {"val/predictions_vs_truth": render_predictions(m, ds)},
         meta={"seg_classes": to_plain(config.classes.seg), "det_classes": to_plain(config.classes.det),
               "input": "uint8 RGB (B,3,H,W), H and W multiples of 32", "image_size": list(train_set.shape)},
@@ -55,7 +55,12 @@ def run(config: PerceptionConfig) -> int:
     )  # fmt: skip
     if trainer.dist.is_main:
         params = sum(p.numel() for p in model.parameters())
-        print(f"train: {len(train_set)} frames (towns {config.data.train_towns}), val: {len(val_set)} frames; "
+        missing = sorted(set(config.data.train_towns) - train_set.towns_of())
+        if missing:
+            print(f"warning: {config.data.root} has no completed episodes of train towns {missing}; training on "
+                  f"{len(config.data.train_towns) - len(missing)} of {len(config.data.train_towns)} towns "
+                  "(docs/perception.md gives the collect command of the default recipe)")  # fmt: skip
+        print(f"train: {len(train_set)} frames (towns {sorted(train_set.towns_of())}), val: {len(val_set)} frames; "
               f"{params / 1e6:.2f} M parameters; {trainer.total_steps} steps; out {config.train.out}")  # fmt: skip
     return fit_and_report(trainer, "train")
 

@@ -58,7 +58,8 @@ def run(config: PerceptionConfig) -> int:
     report = {"checkpoint": cfg.checkpoint, "weights": weights, "epoch": epoch, "split": cfg.split,
               "towns": config.data.towns(cfg.split), **result.to_dict()}  # fmt: skip
     (out / "metrics.json").write_text(json.dumps(report, indent=2))
-    header = f"{cfg.checkpoint} (epoch {epoch}, {weights} weights) on {cfg.split} towns {config.data.towns(cfg.split)}, {result.images} images"
+    trained = f"epoch {epoch}, " if epoch is not None else ""
+    header = f"{cfg.checkpoint} ({trained}{weights} weights) on {cfg.split} towns {config.data.towns(cfg.split)}, {result.images} images"
     (out / "metrics.txt").write_text(header + "\n\n" + result.table() + "\n")
     render(model, dataset, cfg.render, cfg.render_threshold, out / "renders")
     print(header + "\n\n" + result.table())
