@@ -17,7 +17,8 @@ from perception.classes import ClassMap
 from perception.models.multitask import build_multitask
 from perception.training.checkpoint import load_checkpoint, load_model, model_spec
 from perception.training.trainer import NonFiniteLossError, TrainConfig, Trainer, warmup_cosine
-from perception_helpers import recorded_dataset, tiny_model_config
+from perception_helpers import recorded_dataset, tiny_config, tiny_model_config
+from tools import train as train_command
 
 BUILDER = "perception.models.multitask:build_multitask"
 
@@ -161,15 +162,11 @@ def test_ddp_with_two_gloo_processes_trains(tmp_path):
 
 
 def test_train_command_warns_about_train_towns_missing_from_the_dataset(tmp_path, capsys):
-    from tools import train
-
-    from perception_helpers import tiny_config
-
     config = tiny_config(recorded_dataset(), out=str(tmp_path / "run"), epochs=1, batch_size=4, warmup_steps=1,
                          workers=0, device="cpu")  # fmt: skip
     config.data.train_towns = [0, 1, 7]  # town 7 was never recorded
     config.val.render = 0
-    assert train.run(config) == 0
+    assert train_command.run(config) == 0
     out = capsys.readouterr().out
     assert "no completed episodes of train towns [7]" in out and "training on 2 of 3 towns" in out
     assert "(towns [0, 1])" in out
