@@ -106,12 +106,12 @@ def evaluate(
     iou = {name: float(iou_all[i]) for i, name in enumerate(class_map.seg_names) if seg_pixels[i] > 0}
     ap = _per_class(map_all.compute(), class_map, gt_counts)
     ap50 = _per_class(map_50.compute(), class_map, gt_counts)
+    sizes = by_size.compute() if by_size else {}
     return EvalResult(
         images=images, iou=iou, miou=sum(iou.values()) / max(1, len(iou)), ap50=ap50, ap=ap,
         map50=sum(ap50.values()) / max(1, len(ap50)), map=sum(ap.values()) / max(1, len(ap)),
         gt_boxes={name: int(gt_counts[i]) for i, name in enumerate(class_map.det_names) if gt_counts[i] > 0},
-        ap50_by_size={name: by_size.compute(i) for i, name in enumerate(class_map.det_names) if gt_counts[i] > 0}
-        if by_size else {},
+        ap50_by_size={name: sizes[i] for i, name in enumerate(class_map.det_names) if i in sizes and gt_counts[i] > 0},
     )  # fmt: skip
 
 
@@ -138,34 +138,40 @@ class SizeBinnedAP:
                 self.detections.append({"image_id": image, "category_id": label, "bbox": [x1, y1, x2 - x1, y2 - y1],
                                         "score": score})  # fmt: skip
 
-    def compute(self, label: int) -> dict[str, list]:
-        """Size bin name ("5-8", ">=20") -> [AP@0.5 (0 when nothing in the bin), ground-truth boxes in the bin]."""
-        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
+    def compute(self) -> dict[int, dict[str, list]]:
+        """Class -> size bin name ("5-8", ">=20") -> [AP@0.5 (0 when nothing in the bin), ground-truth boxes in
+        the bin]; one pycocotools evaluation over every class and bin."""
+        edges = list(zip(self.bins[:-1], self.bins[1:]))
+        names = [f"<{hi:g}" if lo == 0 else (f">={lo:g}" if hi == float("inf") else f"{lo:g}-{hi:g}") for lo, hi in edges]
+        counts = np.zeros((self.num_classes, len(edges)), int)
+        for a in self.annotations:
+            counts[a["category_id"], sum(lo * lo <= a["area"] for lo, _ in edges) - 1] += 1
+        ap = np.zeros(counts.shape)
+        if self.detections:
+            evaluator = self._evaluator(edges)
+            with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
+                evaluator.evaluate()
+                evaluator.accumulate()
+            precision = evaluator.eval["precision"][0, :, :, :, 0]  # (recall, class, bin); -1 where no ground truth
+            scored = (precision > -1).sum(0)
+            ap = np.where(scored > 0, np.where(precision > -1, precision, 0).sum(0) / np.maximum(scored, 1), 0.0)
+        return {c: {name: [float(ap[c, b]), int(counts[c, b])] for b, name in enumerate(names)} for c in range(self.num_classes)}
+
+    def _evaluator(self, edges: list[tuple[float, float]]) -> COCOeval:
+        with contextlib.redirect_stdout(io.StringIO()):
             truth = COCO()
             truth.dataset = {"images": self.images, "annotations": self.annotations,
                              "categories": [{"id": i} for i in range(self.num_classes)]}  # fmt: skip
             truth.createIndex()
-            found = truth.loadRes(self.detections) if self.detections else COCO()
-        out = {}
-        for lo, hi in zip(self.bins[:-1], self.bins[1:]):
-            name = f"<{hi:g}" if lo == 0 else (f">={lo:g}" if hi == float("inf") else f"{lo:g}-{hi:g}")
-            boxes = sum(1 for a in self.annotations if a["category_id"] == label and lo * lo <= a["area"] < hi * hi)
-            out[name] = [self._ap50(truth, found, label, lo, hi) if boxes and self.detections else 0.0, boxes]
-        return out
-
-    @staticmethod
-    def _ap50(truth: COCO, found: COCO, label: int, lo: float, hi: float) -> float:
+            found = truth.loadRes(self.detections)
         evaluator = COCOeval(truth, found, "bbox")
-        evaluator.params.catIds = [label]
+        evaluator.params.catIds = list(range(self.num_classes))
         evaluator.params.iouThrs = np.array([0.5])
-        upper = 1e10 if hi == float("inf") else float(np.nextafter(hi * hi, 0))  # COCOeval's range is closed
-        evaluator.params.areaRng, evaluator.params.areaRngLbl = [[lo * lo, upper]], ["bin"]
+        # COCOeval's area range is closed at both ends: each upper edge is moved just below hi^2
+        evaluator.params.areaRng = [[lo * lo, 1e10 if hi == float("inf") else float(np.nextafter(hi * hi, 0))] for lo, hi in edges]
+        evaluator.params.areaRngLbl = [str(i) for i in range(len(edges))]
         evaluator.params.maxDets = [100]
-        with contextlib.redirect_stdout(io.StringIO()):
-            evaluator.evaluate()
-            evaluator.accumulate()
-        precision = evaluator.eval["precision"][0, :, 0, 0, 0]
-        return float(precision[precision > -1].mean()) if (precision > -1).any() else 0.0
+        return evaluator
 
 
 def _per_class(result: dict, class_map: ClassMap, gt_counts: torch.Tensor) -> dict[str, float]:

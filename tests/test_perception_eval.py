@@ -23,12 +23,12 @@ def test_each_size_bin_scores_its_own_boxes():
     pred, gt = _image([[50, 50, 60, 60], [5, 5, 11, 17]], [0, 1], [[50, 50, 60, 59]], [0], [0.7])
     metric.update([pred], [gt])
 
-    vehicle = metric.compute(0)
+    vehicle = metric.compute()[0]
     assert vehicle[">=20"] == [pytest.approx(1.0), 1]
     assert vehicle["8-12"] == [pytest.approx(1.0), 1]
     assert vehicle["<5"] == [0.0, 1]  # missed
     assert vehicle["5-8"] == [0.0, 0] and vehicle["12-20"] == [0.0, 0]
-    pedestrian = metric.compute(1)
+    pedestrian = metric.compute()[1]
     assert pedestrian["8-12"] == [0.0, 1]  # sqrt(6 * 12) = 8.5 px, never detected
     assert sum(n for _, n in pedestrian.values()) == 1
 
@@ -39,7 +39,7 @@ def test_a_false_positive_of_another_size_does_not_lower_a_bin():
     # "<5" range, so it is ignored when the ">=20" bin is scored
     pred, gt = _image([[10, 10, 40, 40]], [0], [[10, 10, 40, 40], [200, 100, 203, 103]], [0, 0], [0.5, 0.9])
     metric.update([pred], [gt])
-    assert metric.compute(0)[">=20"] == [pytest.approx(1.0), 1]
+    assert metric.compute()[0][">=20"] == [pytest.approx(1.0), 1]
 
 
 def test_table_shows_the_size_bins():
@@ -47,7 +47,7 @@ def test_table_shows_the_size_bins():
     pred, gt = _image([[10, 10, 40, 40]], [0], [[10, 10, 40, 40]], [0], [0.9])
     metric.update([pred], [gt])
     result = EvalResult(images=1, iou={"road": 1.0}, miou=1.0, ap50={"vehicle": 1.0}, ap={"vehicle": 1.0}, map50=1.0,
-                        map=1.0, gt_boxes={"vehicle": 1}, ap50_by_size={"vehicle": metric.compute(0)})  # fmt: skip
+                        map=1.0, gt_boxes={"vehicle": 1}, ap50_by_size={"vehicle": metric.compute()[0]})  # fmt: skip
     table = result.table()
     assert ">=20" in table and "1.000 (1)" in table
 
@@ -58,7 +58,7 @@ def test_a_box_on_a_bin_edge_is_scored_in_one_bin():
     metric = SizeBinnedAP(num_classes=1)
     pred, gt = _image([[10, 10, 18, 18], [100, 50, 106, 56]], [0, 0], [[100, 50, 106, 56]], [0], [0.9])
     metric.update([pred], [gt])
-    bins = metric.compute(0)
+    bins = metric.compute()[0]
     assert bins["5-8"] == [pytest.approx(1.0), 1]
     assert bins["8-12"] == [0.0, 1]
 
@@ -67,5 +67,5 @@ def test_no_detections_at_all_scores_zero_where_there_are_boxes():
     metric = SizeBinnedAP(num_classes=1)
     pred, gt = _image([[10, 10, 40, 40]], [0], [], [], [])
     metric.update([pred], [gt])
-    bins = metric.compute(0)
+    bins = metric.compute()[0]
     assert bins[">=20"] == [0.0, 1] and bins["<5"] == [0.0, 0]

@@ -55,12 +55,13 @@ def run(config: PerceptionConfig) -> int:
     )  # fmt: skip
     if trainer.dist.is_main:
         params = sum(p.numel() for p in model.parameters())
-        missing = sorted(set(config.data.train_towns) - train_set.towns_of())
+        found = train_set.towns_of()
+        missing = sorted(set(config.data.train_towns) - found)
         if missing:
             print(f"warning: {config.data.root} has no completed episodes of train towns {missing}; training on "
                   f"{len(config.data.train_towns) - len(missing)} of {len(config.data.train_towns)} towns "
                   "(docs/perception.md gives the collect command of the default recipe)")  # fmt: skip
-        print(f"train: {len(train_set)} frames (towns {sorted(train_set.towns_of())}), val: {len(val_set)} frames; "
+        print(f"train: {len(train_set)} frames (towns {sorted(found)}), val: {len(val_set)} frames; "
               f"{params / 1e6:.2f} M parameters; {trainer.total_steps} steps; out {config.train.out}")  # fmt: skip
     return fit_and_report(trainer, "train")
 
