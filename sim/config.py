@@ -99,6 +99,21 @@ def _convert(value: Any, tp: Any, key: str, source: str) -> Any:
     return value
 
 
+def _default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
+def _on_top_of(base: Any, data: dict) -> dict:
+    """``data`` over the init fields of dataclass instance ``base``, nested mappings merged the same way: a
+    section that sets some keys keeps the enclosing config's defaults for the others (``policy.train`` keeps
+    the policy's learning rate, not the generic trainer's)."""
+    merged = {f.name: getattr(base, f.name) for f in dataclasses.fields(base) if f.init}
+    for key, value in data.items():
+        current = merged.get(key)
+        merged[key] = _on_top_of(current, value) if isinstance(value, dict) and dataclasses.is_dataclass(current) else value
+    return merged
+
+
 def _build(cls: type[T], data: dict, source: str, prefix: str = "") -> T:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
@@ -109,6 +124,9 @@ def _build(cls: type[T], data: dict, source: str, prefix: str = "") -> T:
             near = difflib.get_close_matches(str(key), list(fields), n=1)
             hint = f"; did you mean '{(prefix + '.') if prefix else ''}{near[0]}'?" if near else ""
             raise ConfigError(f"{source}: unknown key '{dotted}'{hint} (valid: {', '.join(fields)})")
+        default = _default(fields[key])
+        if isinstance(value, dict) and dataclasses.is_dataclass(default):
+            value = _on_top_of(default, value)
         kwargs[key] = _convert(value, hints[key], dotted, source)
     try:
         obj = cls(**kwargs)

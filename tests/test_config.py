@@ -1,5 +1,6 @@
 """Configs: every shipped YAML loads, and bad keys or types give errors naming the key and the file."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,21 @@ def test_overrides_and_round_trip():
     assert config_from_dict(SimConfig, to_dict(config)) == config
     with pytest.raises(ConfigError, match="must be one of"):
         load_config(SimConfig, None, ["backend=unreal"])
+
+
+def test_a_partial_section_keeps_the_enclosing_configs_defaults(tmp_path):
+    from tools.run import PipelineConfig
+    from tools.train_policy import PolicyTrainConfig
+
+    path = tmp_path / "run.yaml"
+    path.write_text("policy:\n  train: {epochs: 8}\n  model: {slow_weight: 3.0}\n")
+    policy = load_config(PipelineConfig, path).policy
+    default = PolicyTrainConfig()
+    assert (policy.train.epochs, policy.model.slow_weight) == (8, 3.0)
+    assert policy.train == replace(default.train, epochs=8)  # the policy's lr 1e-3 and batch 32, not the trainer's 3e-3 and 16
+    assert policy.augment == default.augment and policy.augment.affine == 0.0
+    with pytest.raises(ConfigError, match="unknown key 'policy.train.epoch'"):
+        load_config(PipelineConfig, None, ["policy.train.epoch=3"])
 
 
 def test_cli_reports_bad_keys_without_a_traceback(capsys):

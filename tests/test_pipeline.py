@@ -31,7 +31,7 @@ def tiny_pipeline(out, suite) -> PipelineConfig:
                                side_cameras=["left_shift"])  # fmt: skip
     recorded = replace(sim, cameras=[*sim.cameras, CameraConfig("left_shift", WIDTH, HEIGHT, y=-3.0)])
     return PipelineConfig(
-        out=str(out), policy_gt_epochs=1, drive_videos=1, dagger_rounds=1, dagger_epochs=1,
+        out=str(out), policy_gt_epochs=1, drive_videos=1, dagger_rounds=1, dagger_epochs=1, package_out=str(out / "models"),
         dagger=DaggerConfig(routes_per_town=1, max_frames=30, save_every=5, workers=1, progress=False),
         collect=CollectConfig(town_seeds=[0, 1, 2, 3], routes_per_town=1, max_frames=30, save_every=5, workers=1,
                               progress=False, sim=recorded),
@@ -61,6 +61,35 @@ def test_every_artefact_of_the_report_exists(pipeline):
     report = (out / "report.md").read_text()
     for section in ("## Dataset", "## Training curves", "## Perception", "## DAgger rounds", "## Driving", "## Latency per stage", "## Drive videos"):
         assert section in report
+
+
+def test_the_final_model_is_packaged_with_its_metrics(pipeline):
+    import json
+
+    from perception.export import read_metadata
+    from perception.training.checkpoint import load_checkpoint
+
+    _, out = pipeline
+    shipped = load_checkpoint(out / "models" / "driving.pt")
+    assert shipped["source"] == str(out / "policy_dagger1" / "last.pt")
+    assert read_metadata(out / "models" / "driving_fused_int8.onnx")["checkpoint"] == shipped["source"]
+    metrics = json.loads((out / "models" / "metrics.json").read_text())
+    assert sorted(metrics) == ["drive/summary.json", "drive_expert/summary.json", "val/metrics.json"]
+    assert metrics["drive/summary.json"]["summary"]["routes"] == 1
+
+
+def test_a_separate_perception_recording_feeds_perception_only(tmp_path):
+    config = tiny_pipeline(tmp_path / "run", tmp_path / "suite.yaml")
+    policy_data = replace(config.policy.data, train_towns=[0], val_towns=[1], test_towns=[2])
+    config = replace(config, perception_collect=replace(config.collect, town_seeds=[10, 11, 12, 13]),
+                     policy=replace(config.policy, data=policy_data), dagger_rounds=2, dagger_lr=5e-4)
+    stages = stage_configs(config)
+    assert stages["perception_collect"].out == stages["perception"].data.root == str(tmp_path / "run" / "perception_dataset")
+    assert stages["collect"].out == stages["policy"].data.root == stages["policy_gt"].data.root == str(tmp_path / "run" / "dataset")
+    assert stages["policy"].data.train_towns == [0] and stages["perception"].data.train_towns == [0, 1]
+    assert stages["dagger2"].town_seeds == [0]  # the learner drives the policy's training towns
+    assert [stages[f"policy_dagger{i}"].train.lr for i in (1, 2)] == [5e-4, 5e-4]
+    assert stages["policy"].train.lr == config.policy.train.lr
 
 
 def test_a_rerun_skips_every_finished_stage(pipeline, capsys):

@@ -47,9 +47,9 @@ def training_curves(runs: dict[str, Path], path: Path) -> bool:
     return True
 
 
-def _dataset_section(root: Path, data) -> list[str]:
+def _dataset_section(title: str, root: Path, data) -> list[str]:
     manifest = load_manifest(root)
-    lines = ["## Dataset", "", f"`{root}`: {len(manifest.episodes)} episodes, {sum(e.frames for e in manifest.episodes)} saved frames.", "",
+    lines = [f"## {title}", "", f"`{root}`: {len(manifest.episodes)} episodes, {sum(e.frames for e in manifest.episodes)} saved frames.", "",
              "| split | towns | episodes | frames |", "|---|---|---|---|"]  # fmt: skip
     for split in ("train", "val", "test"):
         towns = set(data.towns(split))
@@ -126,7 +126,9 @@ def write_report(out: Path, stages: dict, timings: dict[str, float]) -> Path:
     lines = ["# drivestack pipeline report", "", f"Written {time.strftime('%Y-%m-%d %H:%M')} from `{out}`.", "",
              "| stage | minutes |", "|---|---|"]  # fmt: skip
     lines += [f"| {k} | {v / 60:.1f} |" for k, v in timings.items()] + [f"| total | {sum(timings.values()) / 60:.1f} |", ""]
-    lines += _dataset_section(Path(stages["collect"].out), stages["perception"].data)
+    lines += _dataset_section("Dataset", Path(stages["collect"].out), stages["policy"].data)
+    if "perception_collect" in stages:
+        lines += _dataset_section("Perception dataset", Path(stages["perception"].data.root), stages["perception"].data)
     runs = {"perception": out / "perception", "policy (ground truth)": out / "policy_gt", "policy (perception)": out / "policy"}
     runs |= {f"policy ({name.removeprefix('policy_').replace('dagger', 'DAgger round ')})": Path(stage.train.out)
              for name, stage in stages.items() if name.startswith("policy_dagger")}  # fmt: skip

@@ -18,6 +18,7 @@ from sim.settings import SimConfig
 from tools.bench import BenchConfig
 from tools.drive import DriveConfig
 from tools.export import ExportConfig
+from tools.package import PackageConfig
 from tools.train_policy import PolicyTrainConfig
 
 
@@ -27,8 +28,11 @@ class PipelineConfig:
     policy_gt_epochs: int = 3  # (int) epochs of the ground-truth policy stage (the perception stage uses policy.train.epochs)
     dagger_rounds: int = 1  # (int) DAgger rounds after the policy stages: the policy drives, the expert labels, the policy fine-tunes on all data so far; 0 = none
     dagger_epochs: int = 2  # (int) fine-tuning epochs per DAgger round
+    dagger_lr: float | None = None  # (float) peak learning rate of the DAgger fine-tunes; null = policy.train.lr
     drive_videos: int = 2  # (int) drive videos with overlays for the first n routes (0 = none)
-    collect: CollectConfig = field(default_factory=CollectConfig)
+    package_out: str = ""  # (str) also package the final model into this folder (`drivestack package`: checkpoint, fused int8 graph, metrics), e.g. models; empty = no
+    collect: CollectConfig = field(default_factory=CollectConfig)  # the expert recording the policy stages (and perception, unless perception_collect is set) train on
+    perception_collect: CollectConfig | None = None  # a recording of its own for the perception stage (out/perception_dataset), e.g. more towns and fewer frames per town; null = perception trains on collect's
     perception: PerceptionConfig = field(default_factory=PerceptionConfig)
     policy: PolicyTrainConfig = field(default_factory=PolicyTrainConfig)
     dagger: DaggerConfig = field(default_factory=DaggerConfig)  # recording of each round (learner, towns, sim and out are set per round)
@@ -55,29 +59,35 @@ def stage_configs(config: PipelineConfig) -> dict[str, object]:
     out = Path(config.out)
     data = str(out / "dataset")
     p = config.perception
-    perception = replace(p, data=replace(p.data, root=data), train=replace(p.train, out=str(out / "perception")),
+    perception_root = data if config.perception_collect is None else str(out / "perception_dataset")
+    perception = replace(p, data=replace(p.data, root=perception_root), train=replace(p.train, out=str(out / "perception")),
                          val=replace(p.val, checkpoint=str(out / "perception" / "last.pt"), out=str(out / "perception" / "val")))  # fmt: skip
-    policy = replace(config.policy, perception=str(out / "perception" / "last.pt"), data=perception.data,
+    policy_data = perception.data if config.perception_collect is None else replace(config.policy.data, root=data)
+    policy = replace(config.policy, perception=str(out / "perception" / "last.pt"), data=policy_data,
                      classes=perception.classes, init=str(out / "policy_gt" / "last.pt"), inputs="perception",
                      cache_dir=str(out / "policy_inputs"),
                      train=replace(config.policy.train, out=str(out / "policy")))  # fmt: skip
     policy_gt = replace(policy, inputs="ground_truth", init="",
                         train=replace(policy.train, out=str(out / "policy_gt"), epochs=config.policy_gt_epochs))  # fmt: skip
+    fine_tune = replace(policy.train, epochs=config.dagger_epochs, lr=config.dagger_lr or policy.train.lr)
     rounds, learner = {}, policy.train.out
     for i in range(1, config.dagger_rounds + 1):
         rounds[f"dagger{i}"] = replace(config.dagger, out=str(out / f"dagger{i}"), model=str(Path(learner) / "last.pt"), engine="torch",
-                                       town_seeds=list(perception.data.train_towns), seed=config.dagger.seed + i - 1,
+                                       town_seeds=list(policy.data.train_towns), seed=config.dagger.seed + i - 1,
                                        sim=with_camera_only(config.collect.sim, policy.data.camera))  # fmt: skip
         rounds[f"policy_dagger{i}"] = replace(policy, init=str(Path(learner) / "last.pt"),
                                               extra_roots=[str(out / f"dagger{j}") for j in range(1, i + 1)],
-                                              train=replace(policy.train, out=str(out / f"policy_dagger{i}"), epochs=config.dagger_epochs))  # fmt: skip
+                                              train=replace(fine_tune, out=str(out / f"policy_dagger{i}")))  # fmt: skip
         learner = rounds[f"policy_dagger{i}"].train.out
     export = replace(config.export, checkpoint=str(Path(learner) / "last.pt"), out=str(out / "export"), data=data)
     drive = replace(config.drive, agent="policy", engine="onnx", onnx_model=str(out / "export" / "fused_fp32.onnx"),
                     model=export.checkpoint, out=str(out / "drive"))  # fmt: skip
     expert = replace(config.drive, agent="expert", out=str(out / "drive_expert"), videos=False)
     bench = replace(config.bench, checkpoint=export.checkpoint, onnx_dir=export.out, data=data, out=str(out / "bench"))
-    return {"collect": replace(config.collect, out=data), "perception": perception, "policy_gt": policy_gt, "policy": policy,
+    collects = {"collect": replace(config.collect, out=data)}
+    if config.perception_collect is not None:
+        collects["perception_collect"] = replace(config.perception_collect, out=perception_root)
+    return {**collects, "perception": perception, "policy_gt": policy_gt, "policy": policy,
             **rounds, "export": export, "drive": drive, "drive_expert": expert, "bench": bench}  # fmt: skip
 
 
@@ -121,8 +131,19 @@ def _dagger_steps(config: PipelineConfig, stages: dict) -> list[tuple]:
     return steps
 
 
+def package_config(config: PipelineConfig, stages: dict) -> PackageConfig:
+    """What ships: the final policy's checkpoint, its fused int8 graph (fp32 when int8 is not exported) and the
+    metrics measured on it (perception on the test towns, the learned agent and the expert on the suite)."""
+    export = stages["export"]
+    precision = "int8" if "int8" in export.precisions else "fp32"
+    metrics = [Path(stages["perception"].val.out) / "metrics.json", Path(stages["drive"].out) / "summary.json",
+               Path(stages["drive_expert"].out) / "summary.json"]  # fmt: skip
+    return PackageConfig(checkpoint=export.checkpoint, onnx=[str(Path(export.out) / f"fused_{precision}.onnx")],
+                         metrics=[str(m) for m in metrics], out=config.package_out)  # fmt: skip
+
+
 def run(config: PipelineConfig) -> int:
-    from tools import bench, collect, drive, export, report, train, train_policy, val
+    from tools import bench, collect, drive, export, package, report, train, train_policy, val
 
     stages = stage_configs(config)
     out = Path(config.out)
@@ -130,6 +151,7 @@ def run(config: PipelineConfig) -> int:
     timings: dict[str, float] = json.loads((out / "timings.json").read_text()) if (out / "timings.json").exists() else {}
     steps = [
         ("collect", lambda: collect.run(stages["collect"]), None),
+        *([("collect for perception", lambda: collect.run(stages["perception_collect"]), None)] if "perception_collect" in stages else []),
         ("train perception", lambda: train.run(stages["perception"]),
          lambda: _trained(stages["perception"].val.checkpoint, stages["perception"].train.epochs)),
         ("evaluate perception", lambda: val.run(stages["perception"]),
@@ -158,4 +180,7 @@ def run(config: PipelineConfig) -> int:
         (out / "timings.json").write_text(json.dumps(timings, indent=2))
     path = report.write_report(out, stages, timings)
     print(f"== report: {path}")
+    if config.package_out:
+        print(f"== package into {config.package_out}")
+        return package.run(package_config(config, stages))
     return 0
