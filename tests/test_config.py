@@ -27,6 +27,41 @@ def test_every_verb_default_config_loads(verb):
         assert config == module.CONFIG_CLASS(), f"{path} differs from the defaults of {module.CONFIG_CLASS.__name__}"
 
 
+@pytest.mark.parametrize("profile", ["quickstart.yaml", "full.yaml", "ship.yaml"])
+def test_every_pipeline_profile_wires_its_stages(profile):
+    from tools.run import PipelineConfig, package_config, stage_configs
+
+    config = load_config(PipelineConfig, CONFIG_DIR / profile)
+    stages = stage_configs(config)
+    last = f"policy_dagger{config.dagger_rounds}" if config.dagger_rounds else "policy"
+    assert stages["export"].checkpoint.endswith(f"{last}/last.pt")
+    assert set(stages["dagger1"].town_seeds) == set(stages["policy"].data.train_towns)
+    if config.package_out:
+        assert package_config(config, stages).onnx == [f"{config.out}/export/fused_int8.onnx"]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["perception.data.test_towns=[200]"], r"perception.data splits use towns \[200\] that perception_collect.town_seeds does not record"),
+    (["policy.data.test_towns=[30]"], r"policy.data splits use towns \[30\] that collect.town_seeds does not record"),
+    (["policy.data.camera=rear"], "policy.data.camera 'rear' is not among collect.sim.cameras"),
+    (["export.targets=[perception]"], "package_out ships the fused graph"),
+])  # fmt: skip
+def test_a_pipeline_refuses_splits_its_recordings_lack(overrides, message):
+    from tools.run import PipelineConfig, stage_configs
+
+    with pytest.raises(ConfigError, match=message):
+        stage_configs(load_config(PipelineConfig, CONFIG_DIR / "ship.yaml", overrides))
+
+
+def test_drivestack_run_reports_it_before_any_stage(tmp_path, capsys, monkeypatch):
+    import tools.collect
+
+    monkeypatch.setattr(tools.collect, "run", lambda config: pytest.fail("a stage started"))
+    assert main(["run", f"config={CONFIG_DIR / 'ship.yaml'}", f"out={tmp_path / 'run'}", "policy.data.camera=rear"]) == 2
+    assert "drivestack run: policy.data.camera 'rear' is not among collect.sim.cameras" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_unknown_key_names_key_file_and_suggestion(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("traffic:\n  vehicels: 3\n")

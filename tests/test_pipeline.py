@@ -81,7 +81,7 @@ def test_the_final_model_is_packaged_with_its_metrics(pipeline):
 def test_a_separate_perception_recording_feeds_perception_only(tmp_path):
     config = tiny_pipeline(tmp_path / "run", tmp_path / "suite.yaml")
     policy_data = replace(config.policy.data, train_towns=[0], val_towns=[1], test_towns=[2])
-    config = replace(config, perception_collect=replace(config.collect, town_seeds=[10, 11, 12, 13]),
+    config = replace(config, perception_collect=replace(config.collect, town_seeds=[0, 1, 2, 3, 4]),
                      policy=replace(config.policy, data=policy_data), dagger_rounds=2, dagger_lr=5e-4)
     stages = stage_configs(config)
     assert stages["perception_collect"].out == stages["perception"].data.root == str(tmp_path / "run" / "perception_dataset")
@@ -90,6 +90,27 @@ def test_a_separate_perception_recording_feeds_perception_only(tmp_path):
     assert stages["dagger2"].town_seeds == [0]  # the learner drives the policy's training towns
     assert [stages[f"policy_dagger{i}"].train.lr for i in (1, 2)] == [5e-4, 5e-4]
     assert stages["policy"].train.lr == config.policy.train.lr
+
+
+def test_a_run_with_a_perception_recording_trains_perception_on_it(tmp_path, capsys):
+    from perception.training.checkpoint import load_checkpoint
+    from sim.dataset_io import load_manifest
+
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("name: tiny\nroutes:\n  - {name: tiny_route, town: 2000, seed: 1, length: 40.0}\n")
+    config = tiny_pipeline(tmp_path / "run", suite)
+    recording = replace(config.collect, town_seeds=[0, 1, 2, 3, 7], sim=replace(config.collect.sim, cameras=config.collect.sim.cameras[:1]))
+    perception = replace(config.perception, data=replace(config.perception.data, train_towns=[0, 7]))
+    config = replace(config, perception_collect=recording, perception=perception, policy=replace(config.policy, data=config.perception.data),
+                     dagger_rounds=0, drive_videos=0, package_out="", export=replace(config.export, precisions=["fp32"]))  # fmt: skip
+    assert run(config) == 0
+    assert "== collect for perception\n" in capsys.readouterr().out
+    out = tmp_path / "run"
+    assert sorted({e.town_seed for e in load_manifest(out / "perception_dataset").episodes}) == [0, 1, 2, 3, 7]
+    assert load_checkpoint(out / "perception" / "last.pt")["config"]["data"]["root"] == str(out / "perception_dataset")
+    assert load_checkpoint(out / "policy" / "last.pt")["config"]["data"]["root"] == str(out / "dataset")
+    report = (out / "report.md").read_text()
+    assert "## Perception dataset" in report and f"`{out / 'perception_dataset'}`: 5 episodes" in report
 
 
 def test_a_rerun_skips_every_finished_stage(pipeline, capsys):

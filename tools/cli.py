@@ -94,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops a job as Ctrl-C does: workers told to stop, files kept
     try:
         return int(module.run(config) or 0)
+    except ConfigError as e:
+        print(f"drivestack {verb}: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"\ndrivestack {verb}: interrupted; what was written is kept, run the same command to resume", file=sys.stderr)
         return 130

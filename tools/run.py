@@ -13,6 +13,7 @@ from pathlib import Path
 from perception.config import PerceptionConfig
 from perception.training.checkpoint import load_checkpoint
 from planning.dagger import DaggerConfig
+from sim.config import ConfigError
 from sim.recorder import CollectConfig
 from sim.settings import SimConfig
 from tools.bench import BenchConfig
@@ -54,8 +55,24 @@ def with_camera_only(sim: SimConfig, camera: str) -> SimConfig:
     return replace(sim, cameras=kept)
 
 
+def check_recordings(config: PipelineConfig) -> None:
+    """Each training stage's splits are towns its recording records, seen by its camera; what ships is exported."""
+    perception_recording = "collect" if config.perception_collect is None else "perception_collect"
+    policy_data = config.perception.data if config.perception_collect is None else config.policy.data
+    for name, recording, data in (("perception", perception_recording, config.perception.data), ("policy", "collect", policy_data)):
+        collect = getattr(config, recording)
+        missing = sorted({t for split in ("train", "val", "test") for t in data.towns(split)} - set(collect.town_seeds))
+        if missing:
+            raise ConfigError(f"{name}.data splits use towns {missing} that {recording}.town_seeds does not record")
+        if data.camera not in [c.name for c in collect.sim.cameras]:
+            raise ConfigError(f"{name}.data.camera '{data.camera}' is not among {recording}.sim.cameras")
+    if config.package_out and "fused" not in config.export.targets:
+        raise ConfigError(f"package_out ships the fused graph, but export.targets {config.export.targets} leaves it out")
+
+
 def stage_configs(config: PipelineConfig) -> dict[str, object]:
     """Every stage's config with its paths inside ``config.out`` (what one stage writes, the next reads)."""
+    check_recordings(config)
     out = Path(config.out)
     data = str(out / "dataset")
     p = config.perception
@@ -69,7 +86,7 @@ def stage_configs(config: PipelineConfig) -> dict[str, object]:
                      train=replace(config.policy.train, out=str(out / "policy")))  # fmt: skip
     policy_gt = replace(policy, inputs="ground_truth", init="",
                         train=replace(policy.train, out=str(out / "policy_gt"), epochs=config.policy_gt_epochs))  # fmt: skip
-    fine_tune = replace(policy.train, epochs=config.dagger_epochs, lr=config.dagger_lr or policy.train.lr)
+    fine_tune = replace(policy.train, epochs=config.dagger_epochs, lr=policy.train.lr if config.dagger_lr is None else config.dagger_lr)
     rounds, learner = {}, policy.train.out
     for i in range(1, config.dagger_rounds + 1):
         rounds[f"dagger{i}"] = replace(config.dagger, out=str(out / f"dagger{i}"), model=str(Path(learner) / "last.pt"), engine="torch",
