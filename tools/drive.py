@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from perception.engine import EngineConfig
 from planning.creep import CreepConfig
+from sim.config import ConfigError
 from sim.settings import SimConfig
 
 
@@ -46,11 +49,41 @@ def make_agent_factory(config: DriveConfig):
     return lambda: agent
 
 
+def _sha256(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else ""
+
+
+def driver_identity(config: DriveConfig) -> dict:
+    """What decides how the routes are driven: the agent, its model files' contents, the simulator, the suite."""
+    identity = {"agent": config.agent, "suite": config.suite, "sim": asdict(config.sim)}
+    if config.agent == "policy":
+        model = config.onnx_model if config.engine == "onnx" else config.model
+        identity |= {"engine": config.engine, "model_sha256": _sha256(model), "perception_sha256": _sha256(config.perception),
+                     "camera": config.camera, "creep": asdict(config.creep)}  # fmt: skip
+    return json.loads(json.dumps(identity))  # as it reads back from driver.json (tuples become lists)
+
+
+def check_resume(out: Path, identity: dict) -> None:
+    """A results folder holds the routes of one driver: resuming it with another (a retrained model under the
+    same file name, other simulator settings) would mix their results in one summary."""
+    path = out / "driver.json"
+    if path.is_file():
+        recorded = json.loads(path.read_text())
+        changed = [k for k in identity if recorded.get(k) != identity[k]]
+        if changed:
+            raise ConfigError(f"{out}: its routes were driven with another {', '.join(changed)} ({path}); "
+                              "use another 'out' folder, or delete this one to drive again")  # fmt: skip
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(identity, indent=2))
+
+
 def run(config: DriveConfig) -> int:
     from planning.evaluation import load_suite, run_suite
     from tools.expert_eval import format_table
 
     suite = load_suite(config.suite)
+    check_resume(Path(config.out), driver_identity(config))
     results, summary = run_suite(make_agent_factory(config), suite, config.sim, Path(config.out), config.videos,
                                  config.routes or None, config.traces)  # fmt: skip
     print(format_table(results, summary))

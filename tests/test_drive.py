@@ -1,0 +1,37 @@
+"""`drivestack drive` resumes a results folder only with the driver that started it."""
+
+from dataclasses import replace
+
+import pytest
+
+from sim.config import ConfigError
+from sim.settings import CameraConfig, SimConfig, TownConfig, TrafficConfig
+from tools.drive import DriveConfig, check_resume, driver_identity, run
+
+
+@pytest.fixture
+def tiny_drive(tmp_path) -> DriveConfig:
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("name: tiny\nroutes:\n  - {name: tiny_route, town: 2000, seed: 1, length: 40.0}\n")
+    sim = SimConfig(cameras=[CameraConfig("front", 64, 32)], town=TownConfig(grid=3), traffic=TrafficConfig(vehicles=2, pedestrians=2))
+    return DriveConfig(agent="expert", suite=str(suite), out=str(tmp_path / "drive"), sim=sim)
+
+
+def test_a_rerun_with_other_simulator_settings_is_refused(tiny_drive, tmp_path):
+    assert run(tiny_drive) == 0
+    assert (tmp_path / "drive" / "summary.json").is_file() and (tmp_path / "drive" / "driver.json").is_file()
+    assert run(replace(tiny_drive, videos=True, routes=["tiny_route"])) == 0  # how it is shown is not who drives
+    busier = replace(tiny_drive, sim=replace(tiny_drive.sim, traffic=TrafficConfig(vehicles=9, pedestrians=2)))
+    with pytest.raises(ConfigError, match="its routes were driven with another sim"):
+        run(busier)
+
+
+def test_a_retrained_model_under_the_same_file_name_is_another_driver(tmp_path):
+    model = tmp_path / "fused_fp32.onnx"
+    model.write_bytes(b"round 1")
+    config = DriveConfig(agent="policy", engine="onnx", onnx_model=str(model), out=str(tmp_path / "drive"))
+    check_resume(tmp_path / "drive", driver_identity(config))
+    check_resume(tmp_path / "drive", driver_identity(config))  # the same model resumes
+    model.write_bytes(b"round 2")
+    with pytest.raises(ConfigError, match="another model_sha256"):
+        check_resume(tmp_path / "drive", driver_identity(config))
