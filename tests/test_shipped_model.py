@@ -41,7 +41,10 @@ def test_shipped_onnx_graph_agrees_with_the_checkpoint():
     torch_driver = TorchDriver(MODELS / "driving.pt")
     onnx_driver = OnnxDriver(MODELS / "driving_fused_int8.onnx", EngineConfig(warmup=0))
     assert onnx_driver.meta["kind"] == "fused" and onnx_driver.meta["image_size"] == [160, 320]
-    frame = np.random.default_rng(0).integers(0, 256, (160, 320, 3), dtype=np.uint8)
+    from sim.embedded import EmbeddedSimulator
+
+    with EmbeddedSimulator(SimConfig()) as sim:  # a camera frame, not noise: INT8 is calibrated on such frames
+        frame = sim.reset(100, RouteSpec(town=2000, length=250)).cameras["front"].rgb
     target = np.array([30.0, 0.0], np.float32)
     a, b = torch_driver(frame, 5.0, 4, target), onnx_driver(frame, 5.0, 4, target)
     assert np.abs(a["path"] - b["path"]).max() < 1.0
