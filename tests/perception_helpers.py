@@ -1,4 +1,5 @@
-"""Shared by the perception tests: a tiny dataset recorded with the real recorder (once per test process)."""
+"""Shared by the tests: a tiny dataset recorded with the real recorder (once per test process), tiny model
+configs, a one-route suite."""
 
 from __future__ import annotations
 
@@ -17,6 +18,12 @@ from sim.settings import CameraConfig, SimConfig, TownConfig, TrafficConfig
 
 WIDTH, HEIGHT = 128, 64
 TOWNS = [0, 1, 2]
+
+
+def write_tiny_suite(path: Path) -> Path:
+    """A route suite of one 40 m route, ``tiny_route``, in town 2000."""
+    path.write_text("name: tiny\nroutes:\n  - {name: tiny_route, town: 2000, seed: 1, length: 40.0}\n")
+    return path
 
 
 @functools.lru_cache(maxsize=1)

@@ -6,13 +6,13 @@ import pytest
 
 from sim.config import ConfigError
 from sim.settings import CameraConfig, SimConfig, TownConfig, TrafficConfig
+from tests.perception_helpers import write_tiny_suite
 from tools.drive import DriveConfig, check_resume, driver_identity, run
 
 
 @pytest.fixture
 def tiny_drive(tmp_path) -> DriveConfig:
-    suite = tmp_path / "suite.yaml"
-    suite.write_text("name: tiny\nroutes:\n  - {name: tiny_route, town: 2000, seed: 1, length: 40.0}\n")
+    suite = write_tiny_suite(tmp_path / "suite.yaml")
     sim = SimConfig(cameras=[CameraConfig("front", 64, 32)], town=TownConfig(grid=3), traffic=TrafficConfig(vehicles=2, pedestrians=2))
     return DriveConfig(agent="expert", suite=str(suite), out=str(tmp_path / "drive"), sim=sim)
 

@@ -11,7 +11,7 @@ from planning.dagger import DaggerConfig
 from planning.policy import PolicyConfig
 from sim.recorder import CollectConfig
 from sim.settings import CameraConfig, SimConfig, TownConfig, TrafficConfig
-from tests.perception_helpers import HEIGHT, WIDTH, tiny_model_config
+from tests.perception_helpers import HEIGHT, WIDTH, tiny_model_config, write_tiny_suite
 from tools.bench import BenchConfig
 from tools.drive import DriveConfig
 from tools.export import ExportConfig
@@ -44,8 +44,7 @@ def tiny_pipeline(out, suite) -> PipelineConfig:
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("pipeline")
-    suite = tmp / "suite.yaml"
-    suite.write_text("name: tiny\nroutes:\n  - {name: tiny_route, town: 2000, seed: 1, length: 40.0}\n")
+    suite = write_tiny_suite(tmp / "suite.yaml")
     config = tiny_pipeline(tmp / "run", suite)
     assert run(config) == 0
     return config, tmp / "run"
@@ -96,8 +95,7 @@ def test_a_run_with_a_perception_recording_trains_perception_on_it(tmp_path, cap
     from perception.training.checkpoint import load_checkpoint
     from sim.dataset_io import load_manifest
 
-    suite = tmp_path / "suite.yaml"
-    suite.write_text("name: tiny\nroutes:\n  - {name: tiny_route, town: 2000, seed: 1, length: 40.0}\n")
+    suite = write_tiny_suite(tmp_path / "suite.yaml")
     config = tiny_pipeline(tmp_path / "run", suite)
     recording = replace(config.collect, town_seeds=[0, 1, 2, 3, 7], sim=replace(config.collect.sim, cameras=config.collect.sim.cameras[:1]))
     perception = replace(config.perception, data=replace(config.perception.data, train_towns=[0, 7]))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Literal
 from perception.engine import EngineConfig
 from planning.creep import CreepConfig
 from sim.config import ConfigError
+from sim.dataset_io import write_json_atomic
 from sim.settings import SimConfig
 
 
@@ -49,16 +49,15 @@ def make_agent_factory(config: DriveConfig):
     return lambda: agent
 
 
-def _sha256(path: str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else ""
-
-
 def driver_identity(config: DriveConfig) -> dict:
     """What decides how the routes are driven: the agent, its model files' contents, the simulator, the suite."""
+    from planning.input_cache import file_digest
+
     identity = {"agent": config.agent, "suite": config.suite, "sim": asdict(config.sim)}
     if config.agent == "policy":
         model = config.onnx_model if config.engine == "onnx" else config.model
-        identity |= {"engine": config.engine, "model_sha256": _sha256(model), "perception_sha256": _sha256(config.perception),
+        identity |= {"engine": config.engine, "model_sha256": file_digest(model),
+                     "perception_sha256": file_digest(config.perception) if config.perception else "",
                      "camera": config.camera, "creep": asdict(config.creep)}  # fmt: skip
     return json.loads(json.dumps(identity))  # as it reads back from driver.json (tuples become lists)
 
@@ -75,7 +74,7 @@ def check_resume(out: Path, identity: dict) -> None:
                               "use another 'out' folder, or delete this one to drive again")  # fmt: skip
         return
     out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(identity, indent=2))
+    write_json_atomic(path, identity)
 
 
 def run(config: DriveConfig) -> int:

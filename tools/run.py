@@ -48,31 +48,28 @@ DEFAULT_CONFIG = "quickstart.yaml"
 
 def with_camera_only(sim: SimConfig, camera: str) -> SimConfig:
     """``sim`` with only ``camera``: a DAgger round renders every step for the learner, and side cameras
-    (recorded by the collect stage for training) would multiply that cost."""
-    kept = [c for c in sim.cameras if c.name == camera]
-    if not kept:
-        raise ValueError(f"the policy's camera '{camera}' is not in collect.sim.cameras {[c.name for c in sim.cameras]}")
-    return replace(sim, cameras=kept)
+    (recorded by the collect stage for training) would multiply that cost. ``check_recordings`` has made sure
+    ``sim`` has it."""
+    return replace(sim, cameras=[c for c in sim.cameras if c.name == camera])
 
 
-def check_recordings(config: PipelineConfig) -> None:
-    """Each training stage's splits are towns its recording records, seen by its camera; what ships is exported."""
-    perception_recording = "collect" if config.perception_collect is None else "perception_collect"
-    policy_data = config.perception.data if config.perception_collect is None else config.policy.data
-    for name, recording, data in (("perception", perception_recording, config.perception.data), ("policy", "collect", policy_data)):
-        collect = getattr(config, recording)
+def check_recordings(stages: dict[str, object]) -> None:
+    """Each training stage's splits are towns the recording it reads records, seen by its camera."""
+    recordings = {stages[name].out: name for name in ("collect", "perception_collect") if name in stages}
+    for name in ("perception", "policy"):
+        data = stages[name].data
+        recording = recordings[data.root]
+        collect = stages[recording]
         missing = sorted({t for split in ("train", "val", "test") for t in data.towns(split)} - set(collect.town_seeds))
         if missing:
             raise ConfigError(f"{name}.data splits use towns {missing} that {recording}.town_seeds does not record")
         if data.camera not in [c.name for c in collect.sim.cameras]:
             raise ConfigError(f"{name}.data.camera '{data.camera}' is not among {recording}.sim.cameras")
-    if config.package_out and "fused" not in config.export.targets:
-        raise ConfigError(f"package_out ships the fused graph, but export.targets {config.export.targets} leaves it out")
 
 
 def stage_configs(config: PipelineConfig) -> dict[str, object]:
-    """Every stage's config with its paths inside ``config.out`` (what one stage writes, the next reads)."""
-    check_recordings(config)
+    """Every stage's config with its paths inside ``config.out`` (what one stage writes, the next reads);
+    refused when a stage would read what its recording lacks."""
     out = Path(config.out)
     data = str(out / "dataset")
     p = config.perception
@@ -86,6 +83,12 @@ def stage_configs(config: PipelineConfig) -> dict[str, object]:
                      train=replace(config.policy.train, out=str(out / "policy")))  # fmt: skip
     policy_gt = replace(policy, inputs="ground_truth", init="",
                         train=replace(policy.train, out=str(out / "policy_gt"), epochs=config.policy_gt_epochs))  # fmt: skip
+    collects = {"collect": replace(config.collect, out=data)}
+    if config.perception_collect is not None:
+        collects["perception_collect"] = replace(config.perception_collect, out=perception_root)
+    check_recordings({**collects, "perception": perception, "policy": policy})
+    if config.package_out and "fused" not in config.export.targets:
+        raise ConfigError(f"package_out ships the fused graph, but export.targets {config.export.targets} leaves it out")
     fine_tune = replace(policy.train, epochs=config.dagger_epochs, lr=policy.train.lr if config.dagger_lr is None else config.dagger_lr)
     rounds, learner = {}, policy.train.out
     for i in range(1, config.dagger_rounds + 1):
@@ -101,9 +104,6 @@ def stage_configs(config: PipelineConfig) -> dict[str, object]:
                     model=export.checkpoint, out=str(out / "drive"))  # fmt: skip
     expert = replace(config.drive, agent="expert", out=str(out / "drive_expert"), videos=False)
     bench = replace(config.bench, checkpoint=export.checkpoint, onnx_dir=export.out, data=data, out=str(out / "bench"))
-    collects = {"collect": replace(config.collect, out=data)}
-    if config.perception_collect is not None:
-        collects["perception_collect"] = replace(config.perception_collect, out=perception_root)
     return {**collects, "perception": perception, "policy_gt": policy_gt, "policy": policy,
             **rounds, "export": export, "drive": drive, "drive_expert": expert, "bench": bench}  # fmt: skip
 
