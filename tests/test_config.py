@@ -34,7 +34,9 @@ def test_every_pipeline_profile_wires_its_stages(profile):
     config = load_config(PipelineConfig, CONFIG_DIR / profile)
     stages = stage_configs(config)
     last = f"policy_dagger{config.dagger_rounds}" if config.dagger_rounds else "policy"
-    assert stages["export"].checkpoint.endswith(f"{last}/last.pt")
+    assert stages["export"].checkpoint.endswith(f"{'policy_soup' if config.soup_rounds > 1 else last}/last.pt")
+    if config.soup_rounds > 1:
+        assert stages["soup"].checkpoints[-1].endswith(f"{last}/last.pt") and len(stages["soup"].checkpoints) == config.soup_rounds
     assert set(stages["dagger1"].town_seeds) == set(stages["policy"].data.train_towns)
     if config.package_out:
         assert package_config(config, stages).onnx == [f"{config.out}/export/fused_int8.onnx"]

@@ -9,6 +9,7 @@ from perception.config import PerceptionConfig
 from perception.dataset import DataConfig
 from planning.dagger import DaggerConfig
 from planning.policy import PolicyConfig
+from sim.config import ConfigError
 from sim.recorder import CollectConfig
 from sim.settings import CameraConfig, SimConfig, TownConfig, TrafficConfig
 from tests.perception_helpers import HEIGHT, WIDTH, tiny_model_config, write_tiny_suite
@@ -31,7 +32,7 @@ def tiny_pipeline(out, suite) -> PipelineConfig:
                                side_cameras=["left_shift"])  # fmt: skip
     recorded = replace(sim, cameras=[*sim.cameras, CameraConfig("left_shift", WIDTH, HEIGHT, y=-3.0)])
     return PipelineConfig(
-        out=str(out), policy_gt_epochs=1, drive_videos=1, dagger_rounds=1, dagger_epochs=1, package_out=str(out / "models"),
+        out=str(out), policy_gt_epochs=1, drive_videos=1, dagger_rounds=2, dagger_epochs=1, soup_rounds=2, package_out=str(out / "models"),
         dagger=DaggerConfig(routes_per_town=1, max_frames=30, save_every=5, workers=1, progress=False),
         collect=CollectConfig(town_seeds=[0, 1, 2, 3], routes_per_town=1, max_frames=30, save_every=5, workers=1,
                               progress=False, sim=recorded),
@@ -53,13 +54,15 @@ def pipeline(tmp_path_factory):
 def test_every_artefact_of_the_report_exists(pipeline):
     _, out = pipeline
     for path in ["dataset/manifest.json", "perception/last.pt", "perception/val/metrics.json", "policy_gt/last.pt",
-                 "policy/last.pt", "dagger1/manifest.json", "policy_dagger1/last.pt", "export/fused_fp32.onnx", "export/fused_int8.onnx", "export/perception_fp32.onnx",
+                 "policy/last.pt", "dagger1/manifest.json", "policy_dagger1/last.pt", "dagger2/manifest.json", "policy_dagger2/last.pt",
+                 "policy_soup/last.pt", "export/fused_fp32.onnx", "export/fused_int8.onnx", "export/perception_fp32.onnx",
                  "export/policy_fp32.onnx", "drive/summary.json", "drive/videos/tiny_route.mp4", "drive/videos/tiny_route.png",
                  "drive_expert/summary.json", "bench/bench.json", "bench/latency.png", "curves.png", "report.md"]:
         assert (out / path).is_file(), path
     report = (out / "report.md").read_text()
     for section in ("## Dataset", "## Training curves", "## Perception", "## DAgger rounds", "## Driving", "## Latency per stage", "## Drive videos"):
         assert section in report
+    assert "The exported policy is the mean of the weights of 2 rounds' policies" in report
 
 
 def test_the_final_model_is_packaged_with_its_metrics(pipeline):
@@ -70,7 +73,7 @@ def test_the_final_model_is_packaged_with_its_metrics(pipeline):
 
     _, out = pipeline
     shipped = load_checkpoint(out / "models" / "driving.pt")
-    assert shipped["source"] == str(out / "policy_dagger1" / "last.pt")
+    assert shipped["source"] == str(out / "policy_soup" / "last.pt")
     assert read_metadata(out / "models" / "driving_fused_int8.onnx")["checkpoint"] == shipped["source"]
     metrics = json.loads((out / "models" / "metrics.json").read_text())
     assert sorted(metrics) == ["drive/summary.json", "drive_expert/summary.json", "val/metrics.json"]
@@ -91,6 +94,17 @@ def test_a_separate_perception_recording_feeds_perception_only(tmp_path):
     assert stages["policy"].train.lr == config.policy.train.lr
 
 
+def test_soup_rounds_average_the_last_rounds_and_are_bounded_by_the_rounds(tmp_path):
+    config = replace(tiny_pipeline(tmp_path / "run", tmp_path / "suite.yaml"), dagger_rounds=3, soup_rounds=2)
+    stages = stage_configs(config)
+    assert stages["soup"].checkpoints == [str(tmp_path / "run" / f"policy_dagger{i}" / "last.pt") for i in (2, 3)]
+    assert stages["export"].checkpoint == stages["drive"].model == stages["soup"].out
+    assert "soup" not in stage_configs(replace(config, soup_rounds=1))
+    for rounds in (0, 4):
+        with pytest.raises(ConfigError, match=f"soup_rounds {rounds} must be between 1 and dagger_rounds \\(3\\)"):
+            stage_configs(replace(config, soup_rounds=rounds))
+
+
 def test_a_run_with_a_perception_recording_trains_perception_on_it(tmp_path, capsys):
     from perception.training.checkpoint import load_checkpoint
     from sim.dataset_io import load_manifest
@@ -100,7 +114,7 @@ def test_a_run_with_a_perception_recording_trains_perception_on_it(tmp_path, cap
     recording = replace(config.collect, town_seeds=[0, 1, 2, 3, 7], sim=replace(config.collect.sim, cameras=config.collect.sim.cameras[:1]))
     perception = replace(config.perception, data=replace(config.perception.data, train_towns=[0, 7]))
     config = replace(config, perception_collect=recording, perception=perception, policy=replace(config.policy, data=config.perception.data),
-                     dagger_rounds=0, drive_videos=0, package_out="", export=replace(config.export, precisions=["fp32"]))  # fmt: skip
+                     dagger_rounds=0, soup_rounds=1, drive_videos=0, package_out="", export=replace(config.export, precisions=["fp32"]))  # fmt: skip
     assert run(config) == 0
     assert "== collect for perception\n" in capsys.readouterr().out
     out = tmp_path / "run"
@@ -117,7 +131,8 @@ def test_a_rerun_skips_every_finished_stage(pipeline, capsys):
     assert run(config) == 0
     printed = capsys.readouterr().out
     for stage in ("train perception", "evaluate perception", "train policy on ground truth", "train policy on perception",
-                  "DAgger round 1: train policy", "export onnx", "bench"):
+                  "DAgger round 1: train policy", "DAgger round 2: train policy", "average the last 2 rounds' weights",
+                  "export onnx", "bench"):
         assert f"== {stage}: done already, skipped" in printed
     assert (out / "policy" / "last.pt").stat().st_mtime_ns == before
 
@@ -134,7 +149,12 @@ def test_the_dagger_round_drives_the_policy_and_the_export_ships_its_result(pipe
     assert [c.name for c in recorded.format.cameras] == ["front"]  # the side camera is left out while the policy drives
     fine_tuned = load_checkpoint(out / "policy_dagger1" / "last.pt")["config"]
     assert fine_tuned["init"] == str(out / "policy" / "last.pt") and fine_tuned["extra_roots"] == [str(out / "dagger1")]
-    assert read_metadata(out / "export" / "fused_fp32.onnx")["checkpoint"] == str(out / "policy_dagger1" / "last.pt")
+    second = load_checkpoint(out / "policy_dagger2" / "last.pt")["config"]
+    assert second["init"] == str(out / "policy_dagger1" / "last.pt")
+    assert second["extra_roots"] == [str(out / "dagger1"), str(out / "dagger2")]
+    soup = load_checkpoint(out / "policy_soup" / "last.pt")
+    assert soup["soup"] == [str(out / f"policy_dagger{i}" / "last.pt") for i in (1, 2)]
+    assert read_metadata(out / "export" / "fused_fp32.onnx")["checkpoint"] == str(out / "policy_soup" / "last.pt")
 
 
 def test_the_policy_stages_train_on_the_side_views_the_collect_stage_recorded(pipeline):

@@ -32,6 +32,7 @@ VERBS = {
     "export": "tools.export",
     "val-onnx": "tools.val_onnx",
     "bench": "tools.bench",
+    "soup": "tools.soup",
     "package": "tools.package",
     "expert": "tools.expert_eval",
     "drive": "tools.drive",

@@ -88,10 +88,12 @@ def _dagger_section(stages: dict) -> list[str]:
                     + " | ".join(f"{m[k]:.3f}" if k in m else "-" for k in ("path_l1_m", "brake_acc", "start_acc")) + " |")  # fmt: skip
     if not rows:
         return []
+    soup = [f"The exported policy is the mean of the weights of {len(stages['soup'].checkpoints)} rounds' policies "
+            f"({', '.join(f'`{c}`' for c in stages['soup'].checkpoints)}): `{stages['soup'].out}`.", ""] if "soup" in stages else []  # fmt: skip
     return ["## DAgger rounds", "", "The previous policy drives the training towns while the expert labels every frame; "
             "the policy is then fine-tuned on the expert data and every round's.", "",
             "| round | episodes | frames | how the learner's episodes ended | val path L1 (m) | brake acc | start acc |",
-            "|---|---|---|---|---|---|---|", *rows, ""]  # fmt: skip
+            "|---|---|---|---|---|---|---|", *rows, "", *soup]  # fmt: skip
 
 
 def _driving_section(agent: dict | None, expert: dict | None) -> list[str]:

@@ -20,6 +20,7 @@ from tools.bench import BenchConfig
 from tools.drive import DriveConfig
 from tools.export import ExportConfig
 from tools.package import PackageConfig
+from tools.soup import SoupConfig
 from tools.train_policy import PolicyTrainConfig
 
 
@@ -30,6 +31,7 @@ class PipelineConfig:
     dagger_rounds: int = 1  # (int) DAgger rounds after the policy stages: the policy drives, the expert labels, the policy fine-tunes on all data so far; 0 = none
     dagger_epochs: int = 2  # (int) fine-tuning epochs per DAgger round
     dagger_lr: float | None = None  # (float) peak learning rate of the DAgger fine-tunes; null = policy.train.lr
+    soup_rounds: int = 1  # (int) export the mean of the weights of the last n DAgger rounds' policies (a uniform model soup, `drivestack soup`); 1 = the last round alone
     drive_videos: int = 2  # (int) drive videos with overlays for the first n routes (0 = none)
     package_out: str = ""  # (str) also package the final model into this folder (`drivestack package`: checkpoint, fused int8 graph, metrics), e.g. models; empty = no
     collect: CollectConfig = field(default_factory=CollectConfig)  # the expert recording the policy stages (and perception, unless perception_collect is set) train on
@@ -99,7 +101,15 @@ def stage_configs(config: PipelineConfig) -> dict[str, object]:
                                               extra_roots=[str(out / f"dagger{j}") for j in range(1, i + 1)],
                                               train=replace(fine_tune, out=str(out / f"policy_dagger{i}")))  # fmt: skip
         learner = rounds[f"policy_dagger{i}"].train.out
-    export = replace(config.export, checkpoint=str(Path(learner) / "last.pt"), out=str(out / "export"), data=data)
+    final = str(Path(learner) / "last.pt")
+    if not 1 <= config.soup_rounds <= max(config.dagger_rounds, 1):
+        raise ConfigError(f"soup_rounds {config.soup_rounds} must be between 1 and dagger_rounds ({config.dagger_rounds})")
+    if config.soup_rounds > 1:
+        last_rounds = range(config.dagger_rounds - config.soup_rounds + 1, config.dagger_rounds + 1)
+        rounds["soup"] = SoupConfig(checkpoints=[str(out / f"policy_dagger{i}" / "last.pt") for i in last_rounds],
+                                    out=str(out / "policy_soup" / "last.pt"))  # fmt: skip
+        final = rounds["soup"].out
+    export = replace(config.export, checkpoint=final, out=str(out / "export"), data=data)
     drive = replace(config.drive, agent="policy", engine="onnx", onnx_model=str(out / "export" / "fused_fp32.onnx"),
                     model=export.checkpoint, out=str(out / "drive"))  # fmt: skip
     expert = replace(config.drive, agent="expert", out=str(out / "drive_expert"), videos=False)
@@ -160,7 +170,7 @@ def package_config(config: PipelineConfig, stages: dict) -> PackageConfig:
 
 
 def run(config: PipelineConfig) -> int:
-    from tools import bench, collect, drive, export, package, report, train, train_policy, val
+    from tools import bench, collect, drive, export, package, report, soup, train, train_policy, val
 
     stages = stage_configs(config)
     out = Path(config.out)
@@ -178,6 +188,8 @@ def run(config: PipelineConfig) -> int:
         ("train policy on perception", lambda: train_policy.run(stages["policy"]),
          lambda: _trained(str(Path(stages["policy"].train.out) / "last.pt"), stages["policy"].train.epochs)),
         *_dagger_steps(config, stages),
+        *([(f"average the last {config.soup_rounds} rounds' weights", lambda: soup.run(stages["soup"]),
+            lambda: soup.is_soup_of(stages["soup"].out, stages["soup"].checkpoints))] if "soup" in stages else []),
         ("export onnx", lambda: export.run(stages["export"]), lambda: _exported(stages["export"])),
         ("drive (onnx engine)", lambda: _drive_with_videos(stages["drive"], config.drive_videos), None),
         ("drive (expert)", lambda: drive.run(stages["drive_expert"]), None),

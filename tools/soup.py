@@ -1,0 +1,33 @@
+"""Average the weights of checkpoints of one model (a uniform model soup), e.g. the last DAgger rounds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from perception.training.averaging import average_checkpoints
+from perception.training.checkpoint import load_checkpoint, save_checkpoint
+
+
+@dataclass
+class SoupConfig:
+    checkpoints: list[str] = field(default_factory=list)  # (list[str]) checkpoints of one model to average, e.g. [runs/policy_dagger3/last.pt, runs/policy_dagger4/last.pt]
+    out: str = "runs/policy_soup/last.pt"  # (str) the averaged checkpoint
+
+
+CONFIG_CLASS = SoupConfig
+DEFAULT_CONFIG = "soup.yaml"
+
+
+def is_soup_of(path: str | Path, checkpoints: list[str]) -> bool:
+    """``path`` exists and averages exactly ``checkpoints``."""
+    return Path(path).is_file() and load_checkpoint(path).get("soup") == [str(c) for c in checkpoints]
+
+
+def run(config: SoupConfig) -> int:
+    if len(config.checkpoints) < 2:
+        print(f"soup: checkpoints needs two or more files, got {config.checkpoints}")
+        return 2
+    save_checkpoint(config.out, average_checkpoints(config.checkpoints))
+    print(f"{config.out}: mean of the weights of {len(config.checkpoints)} checkpoints ({', '.join(config.checkpoints)})")
+    return 0
