@@ -168,3 +168,20 @@ def test_the_policy_stages_train_on_the_side_views_the_collect_stage_recorded(pi
     union = training_set(stage_configs(config)["policy_dagger1"], None)  # what the last fine-tune trained on
     assert [(p.root.name, p.camera, p.shift is not None) for p in union.datasets] == [
         ("dataset", "front", False), ("dagger1", "front", False), ("dataset", "left_shift", True)]
+
+
+def test_an_export_older_than_its_checkpoint_is_not_done(pipeline):
+    import os
+
+    from tools.run import _exported
+
+    config, out = pipeline
+    export = stage_configs(config)["export"]
+    assert _exported(export)
+    soup = out / "policy_soup" / "last.pt"
+    before = soup.stat()
+    try:
+        os.utime(soup, (before.st_atime, before.st_mtime + 3600))  # remade after the export (e.g. after another round)
+        assert not _exported(export)
+    finally:
+        os.utime(soup, ns=(before.st_atime_ns, before.st_mtime_ns))

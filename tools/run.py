@@ -124,10 +124,14 @@ def _trained(checkpoint: str, epochs: int) -> bool:
 
 
 def _exported(config: ExportConfig) -> bool:
+    """Every graph exists, was exported from ``config.checkpoint`` and is newer than it (a checkpoint remade
+    under the same path, such as the soup of other rounds, is exported again)."""
     from perception.export import read_metadata
 
     files = [Path(config.out) / f"{t}_{p}.onnx" for t in config.targets for p in {"fp32", *config.precisions}]
-    return all(f.is_file() and read_metadata(f).get("checkpoint") == config.checkpoint for f in files)
+    made = Path(config.checkpoint).stat().st_mtime if Path(config.checkpoint).is_file() else float("inf")
+    return all(f.is_file() and f.stat().st_mtime >= made and read_metadata(f).get("checkpoint") == config.checkpoint
+               for f in files)  # fmt: skip
 
 
 def _drive_with_videos(config: DriveConfig, videos: int) -> int:

@@ -20,8 +20,11 @@ DEFAULT_CONFIG = "soup.yaml"
 
 
 def is_soup_of(path: str | Path, checkpoints: list[str]) -> bool:
-    """``path`` exists and averages exactly ``checkpoints``."""
-    return Path(path).is_file() and load_checkpoint(path).get("soup") == [str(c) for c in checkpoints]
+    """``path`` exists, averages exactly ``checkpoints`` and is newer than each of them."""
+    path = Path(path)
+    if not path.is_file() or any(Path(c).stat().st_mtime > path.stat().st_mtime for c in checkpoints if Path(c).is_file()):
+        return False
+    return load_checkpoint(path).get("soup") == [str(c) for c in checkpoints]
 
 
 def run(config: SoupConfig) -> int:
