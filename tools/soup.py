@@ -31,6 +31,10 @@ def run(config: SoupConfig) -> int:
     if len(config.checkpoints) < 2:
         print(f"soup: checkpoints needs two or more files, got {config.checkpoints}")
         return 2
+    missing = [c for c in config.checkpoints if not Path(c).is_file()]
+    if missing:
+        print(f"soup: checkpoints not found: {', '.join(missing)}")
+        return 2
     save_checkpoint(config.out, average_checkpoints(config.checkpoints))
     print(f"{config.out}: mean of the weights of {len(config.checkpoints)} checkpoints ({', '.join(config.checkpoints)})")
     return 0
