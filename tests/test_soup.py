@@ -63,13 +63,14 @@ def test_soup_needs_two_checkpoints(tmp_path, capsys):
 def test_a_soup_is_stale_once_a_source_is_newer(tmp_path):
     import os
 
-    from tools.soup import is_soup_of
+    from tools.run import _averaged
+    from tools.soup import SoupConfig
 
     sources = [str(tmp_path / "a.pt"), str(tmp_path / "b.pt")]
     _checkpoint(sources[0], 0), _checkpoint(sources[1], 1)
     assert main(["soup", f"checkpoints=[{sources[0]},{sources[1]}]", f"out={tmp_path / 'soup.pt'}"]) == 0
-    assert is_soup_of(tmp_path / "soup.pt", sources)
-    assert not is_soup_of(tmp_path / "soup.pt", sources[::-1])  # other sources (or order)
+    assert _averaged(SoupConfig(sources, str(tmp_path / "soup.pt")))
+    assert not _averaged(SoupConfig(sources[::-1], str(tmp_path / "soup.pt")))  # other sources (or order)
     made = (tmp_path / "soup.pt").stat().st_mtime
     os.utime(sources[1], (made + 60, made + 60))  # b retrained after the soup
-    assert not is_soup_of(tmp_path / "soup.pt", sources)
+    assert not _averaged(SoupConfig(sources, str(tmp_path / "soup.pt")))

@@ -123,15 +123,25 @@ def _trained(checkpoint: str, epochs: int) -> bool:
     return path.is_file() and load_checkpoint(path).get("epoch", 0) >= epochs
 
 
+def _newer(output: Path, sources: list[str]) -> bool:
+    """``output`` exists and was written after every one of ``sources`` (a source remade under the same path
+    makes it stale; a missing source too)."""
+    return output.is_file() and all(Path(s).is_file() and Path(s).stat().st_mtime <= output.stat().st_mtime for s in sources)
+
+
 def _exported(config: ExportConfig) -> bool:
     """Every graph exists, was exported from ``config.checkpoint`` and is newer than it (a checkpoint remade
     under the same path, such as the soup of other rounds, is exported again)."""
     from perception.export import read_metadata
 
     files = [Path(config.out) / f"{t}_{p}.onnx" for t in config.targets for p in {"fp32", *config.precisions}]
-    made = Path(config.checkpoint).stat().st_mtime if Path(config.checkpoint).is_file() else float("inf")
-    return all(f.is_file() and f.stat().st_mtime >= made and read_metadata(f).get("checkpoint") == config.checkpoint
-               for f in files)  # fmt: skip
+    return all(_newer(f, [config.checkpoint]) and read_metadata(f).get("checkpoint") == config.checkpoint for f in files)
+
+
+def _averaged(config: SoupConfig) -> bool:
+    """The soup exists, averages exactly ``config.checkpoints`` and is newer than each of them."""
+    out = Path(config.out)
+    return _newer(out, config.checkpoints) and load_checkpoint(out).get("soup") == [str(c) for c in config.checkpoints]
 
 
 def _drive_with_videos(config: DriveConfig, videos: int) -> int:
@@ -193,7 +203,7 @@ def run(config: PipelineConfig) -> int:
          lambda: _trained(str(Path(stages["policy"].train.out) / "last.pt"), stages["policy"].train.epochs)),
         *_dagger_steps(config, stages),
         *([(f"average the last {config.soup_rounds} rounds' weights", lambda: soup.run(stages["soup"]),
-            lambda: soup.is_soup_of(stages["soup"].out, stages["soup"].checkpoints))] if "soup" in stages else []),
+            lambda: _averaged(stages["soup"]))] if "soup" in stages else []),
         ("export onnx", lambda: export.run(stages["export"]), lambda: _exported(stages["export"])),
         ("drive (onnx engine)", lambda: _drive_with_videos(stages["drive"], config.drive_videos), None),
         ("drive (expert)", lambda: drive.run(stages["drive_expert"]), None),

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from perception.training.averaging import average_checkpoints
-from perception.training.checkpoint import load_checkpoint, save_checkpoint
+from perception.training.checkpoint import save_checkpoint
 
 
 @dataclass
@@ -17,14 +17,6 @@ class SoupConfig:
 
 CONFIG_CLASS = SoupConfig
 DEFAULT_CONFIG = "soup.yaml"
-
-
-def is_soup_of(path: str | Path, checkpoints: list[str]) -> bool:
-    """``path`` exists, averages exactly ``checkpoints`` and is newer than each of them."""
-    path = Path(path)
-    if not path.is_file() or any(Path(c).stat().st_mtime > path.stat().st_mtime for c in checkpoints if Path(c).is_file()):
-        return False
-    return load_checkpoint(path).get("soup") == [str(c) for c in checkpoints]
 
 
 def run(config: SoupConfig) -> int:
