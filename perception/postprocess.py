@@ -2,8 +2,11 @@
 
 :func:`postprocess` takes the three raw outputs (``seg``, ``heatmap``, ``box``) as torch tensors or NumPy
 arrays and returns one :class:`Prediction` per image: the class map (argmax of ``seg``) and detections
-(heatmap peaks by 3x3 max-pooling, top-k, score threshold, box decoding, class-wise NMS with
-``torchvision.ops.batched_nms``).
+(top-k heatmap cells, score threshold, box decoding, class-wise NMS with ``torchvision.ops.batched_nms``).
+
+Every cell is a candidate by default (``peak_window=1``), and NMS alone removes duplicates. CenterNet's 3x3
+max-pooling (``peak_window=3``) also drops a small object whose centre cell neighbours a stronger one's:
+the default found more of the small vehicles and pedestrians (docs/perception.md, "Post-processing").
 """
 
 from __future__ import annotations
@@ -42,17 +45,23 @@ def _tensor(x: torch.Tensor | np.ndarray) -> torch.Tensor:
 
 
 def decode_detections(
-    heatmap: torch.Tensor, box: torch.Tensor, stride: int, score_threshold: float = 0.3, nms_iou: float = 0.6,
-    top_k: int = 100, max_detections: int = 50,
+    heatmap: torch.Tensor, box: torch.Tensor, stride: int, score_threshold: float = 0.3, nms_iou: float = 0.55,
+    top_k: int = 100, max_detections: int = 50, peak_window: int = 1,
 ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:  # fmt: skip
-    """heatmap (B,C,h,w) logits, box (B,4,h,w) distances -> per image (boxes, scores, labels)."""
+    """heatmap (B,C,h,w) logits, box (B,4,h,w) distances -> per image (boxes, scores, labels).
+
+    Candidates are the cells that are the maximum of their ``peak_window`` x ``peak_window`` neighbourhood
+    (odd; 1 = every cell)."""
     if heatmap.shape[0] != box.shape[0] or heatmap.shape[-2:] != box.shape[-2:] or box.shape[1] != 4:
         raise ValueError(f"heatmap {tuple(heatmap.shape)} and box {tuple(box.shape)} do not match (box needs 4 channels)")
+    if peak_window < 1 or peak_window % 2 == 0:
+        raise ValueError(f"peak_window must be an odd number >= 1, got {peak_window}")
     scores = heatmap.float().sigmoid()
-    peaks = scores * (F.max_pool2d(scores, 3, stride=1, padding=1) == scores)
+    if peak_window > 1:
+        scores = scores * (F.max_pool2d(scores, peak_window, stride=1, padding=peak_window // 2) == scores)
     batch, classes, h, w = scores.shape
     boxes = cell_boxes(box.float(), stride).flatten(2)  # (B,4,h*w)
-    top_scores, top_index = peaks.flatten(1).topk(min(top_k, classes * h * w), dim=1)
+    top_scores, top_index = scores.flatten(1).topk(min(top_k, classes * h * w), dim=1)
     results = []
     for b in range(batch):
         keep = top_scores[b] >= score_threshold
@@ -65,7 +74,7 @@ def decode_detections(
 
 
 def postprocess(
-    outputs: Mapping[str, torch.Tensor | np.ndarray], score_threshold: float = 0.3, nms_iou: float = 0.6,
+    outputs: Mapping[str, torch.Tensor | np.ndarray], score_threshold: float = 0.3, nms_iou: float = 0.55,
     max_detections: int = 50,
 ) -> list[Prediction]:  # fmt: skip
     """Raw outputs (``seg`` (B,K,H,W), ``heatmap`` (B,C,h,w), ``box`` (B,4,h,w)) -> one Prediction per image."""

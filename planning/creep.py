@@ -96,9 +96,11 @@ class CreepGates:
         """Gates from the raw detection outputs of one frame: ``heatmap`` (1,C,h,w) logits, ``box`` (1,4,h,w)."""
         c = self.config
         stride = self.camera.width // heatmap.shape[-1]
+        # the gates' thresholds were tuned, and the shipped model driven, with CenterNet's peak decoding
         boxes, scores, labels = decode_detections(torch.from_numpy(np.asarray(heatmap, np.float32)),
                                                   torch.from_numpy(np.asarray(box, np.float32)), stride,
-                                                  min(c.light_score, c.obstacle_score))[0]  # fmt: skip
+                                                  min(c.light_score, c.obstacle_score), nms_iou=0.6,
+                                                  peak_window=3)[0]  # fmt: skip
         b, s, label = boxes.numpy(), scores.numpy(), labels.numpy()
         centre = (b[:, 0] + b[:, 2]) / 2
         central = np.abs(centre - self.camera.width / 2) <= c.light_window * self.camera.width / 2

@@ -105,6 +105,18 @@ def test_decode_finds_a_planted_box_with_numpy_or_torch_inputs():
     assert len(decode_detections(heatmap, box, DET_STRIDE, score_threshold=0.99)[0][0]) == 0
 
 
+def test_adjacent_small_objects_survive_the_default_decoding_but_not_peak_pooling():
+    heatmap = torch.full((1, 5, 16, 32), -10.0)
+    heatmap[0, 0, 5, 7], heatmap[0, 0, 5, 8] = 3.0, 2.0  # two vehicles in neighbouring cells
+    box = torch.full((1, 4, 16, 32), 2.0)  # 4x4 px boxes: the two do not overlap
+    found = decode_detections(heatmap, box, DET_STRIDE)[0]
+    assert sorted(found[0][:, 0].tolist()) == [28.0, 32.0]
+    pooled = decode_detections(heatmap, box, DET_STRIDE, peak_window=3)[0]
+    assert pooled[0][:, 0].tolist() == [28.0]
+    with pytest.raises(ValueError, match="peak_window"):
+        decode_detections(heatmap, box, DET_STRIDE, peak_window=2)
+
+
 def test_onnx_export_runs_with_the_same_postprocessing(tmp_path):
     ort = pytest.importorskip("onnxruntime")
     torch.manual_seed(0)
