@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from perception.export import read_metadata
+from sim.config import InputError
 
 log = logging.getLogger(__name__)
 
 
-class EngineError(ValueError):
+class EngineError(InputError):
     """A model file or an input the engine cannot use; the message names the file or the input."""
 
 

@@ -20,13 +20,14 @@ from planning.agent import Agent, AgentDebug
 from planning.controllers import ControllerConfig, WaypointController
 from planning.creep import CreepConfig, CreepMonitor
 from planning.driving_model import INPUTS
+from sim.config import InputError
 from sim.interface import Observation, VehicleControl
 from sim.settings import SimConfig
 
 POLICY_BUILDER = "planning.driving_model:build_policy_training"
 
 
-class ModelMismatchError(ValueError):
+class ModelMismatchError(InputError):
     """A model file that does not fit the simulator config (camera size, kind of model)."""
 
 

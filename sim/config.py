@@ -20,7 +20,12 @@ import yaml
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class InputError(ValueError):
+    """Bad input a user can fix (a config key, a data or model file); the message names it, and the
+    command line prints it in one line (exit code 2) instead of a traceback."""
+
+
+class ConfigError(InputError):
     """A config file or override that does not match its schema."""
 
 

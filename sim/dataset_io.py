@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator, Literal
 import cv2
 import numpy as np
 
-from sim.config import ConfigError, config_from_dict, to_dict
+from sim.config import ConfigError, InputError, config_from_dict, to_dict
 
 FORMAT_VERSION = 2  # 2: records carry target_point
 MANIFEST_NAME = "manifest.json"
@@ -38,7 +38,7 @@ MEASUREMENT_KEYS = (
 )  # fmt: skip
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError):
     """A dataset file that is missing, truncated or unreadable; ``path`` names it."""
 
     def __init__(self, path: str | Path, message: str) -> None:

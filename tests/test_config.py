@@ -126,3 +126,15 @@ def test_cli_reports_bad_keys_without_a_traceback(capsys):
     assert main(["nonsense"]) == 2
     assert main(["bench-sim", "--help"]) == 0
     assert "one_core" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, named", [
+    (["export", "checkpoint={missing}"], "checkpoint not found: {missing}"),
+    (["val", "val.checkpoint={missing}"], "checkpoint not found: {missing}"),
+    (["bench-loader", "data.root={tmp}"], "{tmp}/manifest.json: manifest is missing"),
+])  # fmt: skip
+def test_cli_reports_missing_files_in_one_line(tmp_path, capsys, args, named):
+    fill = {"missing": tmp_path / "gone.pt", "tmp": tmp_path}
+    assert main([a.format(**fill) for a in args]) == 2
+    err = capsys.readouterr().err
+    assert named.format(**fill) in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

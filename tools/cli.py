@@ -13,7 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
-from sim.config import ConfigError, load_config
+from sim.config import ConfigError, InputError, load_config
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops a job as Ctrl-C does: workers told to stop, files kept
     try:
         return int(module.run(config) or 0)
-    except ConfigError as e:
+    except (InputError, FileNotFoundError) as e:  # a file, key or model the user names: one line, no traceback
         print(f"drivestack {verb}: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
