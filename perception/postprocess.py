@@ -21,6 +21,9 @@ from torchvision.ops import batched_nms
 
 from perception.losses import cell_boxes
 
+NMS_IOU = 0.55  # class-wise NMS threshold (chosen on the validation towns: docs/perception.md)
+PEAK_WINDOW = 1  # candidate cells: maxima of this odd window; 1 = every cell
+
 
 @dataclass
 class Prediction:
@@ -45,8 +48,8 @@ def _tensor(x: torch.Tensor | np.ndarray) -> torch.Tensor:
 
 
 def decode_detections(
-    heatmap: torch.Tensor, box: torch.Tensor, stride: int, score_threshold: float = 0.3, nms_iou: float = 0.55,
-    top_k: int = 100, max_detections: int = 50, peak_window: int = 1,
+    heatmap: torch.Tensor, box: torch.Tensor, stride: int, score_threshold: float = 0.3, nms_iou: float = NMS_IOU,
+    top_k: int = 100, max_detections: int = 50, peak_window: int = PEAK_WINDOW,
 ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:  # fmt: skip
     """heatmap (B,C,h,w) logits, box (B,4,h,w) distances -> per image (boxes, scores, labels).
 
@@ -74,12 +77,13 @@ def decode_detections(
 
 
 def postprocess(
-    outputs: Mapping[str, torch.Tensor | np.ndarray], score_threshold: float = 0.3, nms_iou: float = 0.55,
-    max_detections: int = 50,
+    outputs: Mapping[str, torch.Tensor | np.ndarray], score_threshold: float = 0.3, nms_iou: float = NMS_IOU,
+    max_detections: int = 50, peak_window: int = PEAK_WINDOW,
 ) -> list[Prediction]:  # fmt: skip
     """Raw outputs (``seg`` (B,K,H,W), ``heatmap`` (B,C,h,w), ``box`` (B,4,h,w)) -> one Prediction per image."""
     seg, heatmap, box = (_tensor(outputs[k]) for k in ("seg", "heatmap", "box"))
     stride = seg.shape[-1] // heatmap.shape[-1]
-    detections = decode_detections(heatmap, box, stride, score_threshold, nms_iou, max_detections=max_detections)
+    detections = decode_detections(heatmap, box, stride, score_threshold, nms_iou, max_detections=max_detections,
+                                   peak_window=peak_window)
     classes = seg.argmax(1)
     return [Prediction(b, s, l, classes[i]) for i, (b, s, l) in enumerate(detections)]

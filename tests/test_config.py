@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from perception.config import PerceptionConfig
 from sim.config import ConfigError, config_from_dict, load_config, to_dict
 from sim.settings import SimConfig
 from tools.cli import CONFIG_DIR, VERBS, main
@@ -138,3 +139,9 @@ def test_cli_reports_missing_files_in_one_line(tmp_path, capsys, args, named):
     assert main([a.format(**fill) for a in args]) == 2
     err = capsys.readouterr().err
     assert named.format(**fill) in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("override, named", [("val.peak_window=2", "peak_window"), ("val.nms_iou=0", "nms_iou")])
+def test_val_decoding_keys_are_checked(override, named):
+    with pytest.raises(ConfigError, match=named):
+        load_config(PerceptionConfig, CONFIG_DIR / "perception.yaml", [override])
