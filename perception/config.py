@@ -12,7 +12,7 @@ from perception.augment import Augment, AugmentConfig
 from perception.classes import ClassMap
 from perception.dataset import DataConfig, DrivingDataset
 from perception.models.multitask import ModelConfig
-from perception.postprocess import NMS_IOU, PEAK_WINDOW
+from perception.postprocess import Decoding
 from perception.training.trainer import TrainConfig
 
 
@@ -25,18 +25,11 @@ class ValConfig:
     split: str = "test"  # (str) train | val | test
     batch_size: int = 16  # (int) images per forward pass
     score_threshold: float = 0.01  # (float) detection score threshold for mAP (low: AP integrates over scores)
-    nms_iou: float = NMS_IOU  # (float) class-wise NMS IoU threshold of the detections
-    peak_window: int = PEAK_WINDOW  # (int) candidate cells are the maxima of this odd window; 1 = every cell, 3 = CenterNet
+    decoding: Decoding = field(default_factory=Decoding)  # detection decoding (NMS, candidate cells) for mAP and renders
     render: int = 16  # (int) images rendered with predictions next to the ground truth
     render_threshold: float = 0.3  # (float) detection score threshold of the rendered images
     out: str = "runs/perception/val"  # (str) folder for metrics.json, metrics.txt and renders
     latency_runs: int = 50  # (int) timed forward passes (batch 1, 320x160 or the data size) for the latency
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.nms_iou <= 1.0:
-            raise ValueError(f"nms_iou must be in (0, 1], got {self.nms_iou}")
-        if self.peak_window < 1 or self.peak_window % 2 == 0:
-            raise ValueError(f"peak_window must be an odd number >= 1, got {self.peak_window}")
 
 
 @dataclass

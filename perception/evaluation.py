@@ -21,7 +21,7 @@ from torchmetrics.detection import MeanAveragePrecision
 
 from perception.classes import IGNORE_INDEX, ClassMap
 from perception.dataset import collate
-from perception.postprocess import NMS_IOU, PEAK_WINDOW, postprocess
+from perception.postprocess import Decoding, postprocess
 
 SIZE_BINS = (0.0, 5.0, 8.0, 12.0, 20.0, float("inf"))  # box sizes, sqrt(area) in pixels, of the AP-by-size table
 
@@ -73,12 +73,13 @@ class EvalResult:
 @torch.no_grad()
 def evaluate(
     model: nn.Module, dataset: Dataset, class_map: ClassMap, batch_size: int = 16, score_threshold: float = 0.01,
-    device: str | torch.device = "cpu", size_bins: tuple[float, ...] | None = SIZE_BINS, nms_iou: float = NMS_IOU,
-    peak_window: int = PEAK_WINDOW,
+    device: str | torch.device = "cpu", size_bins: tuple[float, ...] | None = SIZE_BINS,
+    decoding: Decoding | None = None,
 ) -> EvalResult:  # fmt: skip
     """mIoU over the segmentation classes present in the ground truth; AP per detection class present; AP@0.5
-    by box size over ``size_bins`` (None: skipped). ``nms_iou`` and ``peak_window`` decode the detections
-    (``perception.postprocess``)."""
+    by box size over ``size_bins`` (None: skipped). Detections are decoded as ``decoding`` says (default:
+    ``Decoding()``)."""
+    decoding = decoding or Decoding()
     model.eval()
     num_seg = len(class_map.seg)
     jaccard = MulticlassJaccardIndex(num_seg, average="none", ignore_index=IGNORE_INDEX).to(device)
@@ -91,7 +92,7 @@ def evaluate(
     images = 0
     for inputs, targets in DataLoader(dataset, batch_size, collate_fn=collate):
         outputs = model(inputs.to(device))
-        predictions = postprocess(outputs, score_threshold, nms_iou, max_detections=100, peak_window=peak_window)
+        predictions = postprocess(outputs, score_threshold, max_detections=100, **decoding.kwargs())
         mask = targets["mask"].to(device).long()
         jaccard.update(outputs["seg"].argmax(1), mask)
         seg_pixels += torch.bincount(mask[mask != IGNORE_INDEX].flatten().cpu(), minlength=num_seg)

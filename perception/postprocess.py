@@ -11,7 +11,7 @@ the default found more of the small vehicles and pedestrians (docs/perception.md
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Mapping
 
 import numpy as np
@@ -23,6 +23,24 @@ from perception.losses import cell_boxes
 
 NMS_IOU = 0.55  # class-wise NMS threshold (chosen on the validation towns: docs/perception.md)
 PEAK_WINDOW = 1  # candidate cells: maxima of this odd window; 1 = every cell
+
+
+@dataclass
+class Decoding:
+    """How detections are decoded for evaluation (``val.decoding`` and ``decoding`` of val-onnx)."""
+
+    nms_iou: float = NMS_IOU  # (float) class-wise NMS IoU threshold
+    peak_window: int = PEAK_WINDOW  # (int) candidate cells are the maxima of this odd window; 1 = every cell, 3 = CenterNet's peaks
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.nms_iou <= 1.0:
+            raise ValueError(f"nms_iou must be in (0, 1], got {self.nms_iou}")
+        if self.peak_window < 1 or self.peak_window % 2 == 0:
+            raise ValueError(f"peak_window must be an odd number >= 1, got {self.peak_window}")
+
+    def kwargs(self) -> dict:
+        """Keyword arguments of :func:`postprocess` and :func:`decode_detections`."""
+        return asdict(self)
 
 
 @dataclass

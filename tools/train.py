@@ -47,7 +47,8 @@ def run(config: PerceptionConfig) -> int:
     model = build_multitask(config.model)
     trainer = Trainer(
         model, train_set, config.train, model_spec(BUILDER, config.model), collate_fn=collate, val_set=val_set,
-        evaluate=lambda m, ds: evaluate(m, ds, config.classes, config.val.batch_size, size_bins=None).flat(),
+        evaluate=lambda m, ds: evaluate(m, ds, config.classes, config.val.batch_size, size_bins=None,
+                                       decoding=config.val.decoding).flat(),
         visualize=lambda m, ds: {"val/predictions_vs_truth": render_predictions(m, ds)},
         meta={"seg_classes": to_plain(config.classes.seg), "det_classes": to_plain(config.classes.det),
               "input": "uint8 RGB (B,3,H,W), H and W multiples of 32", "image_size": list(train_set.shape)},

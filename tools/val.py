@@ -12,7 +12,7 @@ from perception.classes import ClassMap, classes_from_meta
 from perception.config import PerceptionConfig
 from perception.dataset import DrivingDataset, collate
 from perception.evaluation import evaluate, measure_latency
-from perception.postprocess import postprocess
+from perception.postprocess import Decoding, postprocess
 from perception.training.checkpoint import load_model
 from perception.visualize import draw_boxes, overlay_mask
 
@@ -25,14 +25,15 @@ def checkpoint_classes(checkpoint: dict) -> ClassMap:
     return classes_from_meta(checkpoint["meta"], "checkpoint meta")
 
 
-def render(model: torch.nn.Module, dataset: DrivingDataset, count: int, threshold: float, out: Path, **decoding: float) -> None:
+def render(model: torch.nn.Module, dataset: DrivingDataset, count: int, threshold: float, out: Path,
+           decoding: Decoding) -> None:  # fmt: skip
     """Write ``count`` PNGs, each the prediction (top) above the ground truth (bottom)."""
     out.mkdir(parents=True, exist_ok=True)
     step = max(1, len(dataset) // max(1, count))
     for n, index in enumerate(range(0, step * count, step)):
         images, targets = collate([dataset[index]])
         with torch.no_grad():
-            prediction = postprocess(model(images), score_threshold=threshold, **decoding)[0]
+            prediction = postprocess(model(images), score_threshold=threshold, **decoding.kwargs())[0]
         rgb = images[0].permute(1, 2, 0).numpy()
         truth = overlay_mask(rgb, targets["mask"][0].numpy(), dataset.class_map)
         truth = draw_boxes(truth, targets["boxes"][0].numpy(), targets["labels"][0].numpy(), dataset.class_map)
@@ -45,8 +46,7 @@ def run(config: PerceptionConfig) -> int:
     model, checkpoint = load_model(cfg.checkpoint, ema=cfg.ema)
     classes = checkpoint_classes(checkpoint)
     dataset = DrivingDataset(config.data.root, config.data.towns(cfg.split), classes, config.data.camera, cache=False)
-    decoding = {"nms_iou": cfg.nms_iou, "peak_window": cfg.peak_window}
-    result = evaluate(model, dataset, classes, cfg.batch_size, cfg.score_threshold, **decoding)
+    result = evaluate(model, dataset, classes, cfg.batch_size, cfg.score_threshold, decoding=cfg.decoding)
     size = dataset.shape
     result.latency_ms = {
         f"pytorch_cpu_b1_{size[1]}x{size[0]}": measure_latency(model, size, 1, cfg.latency_runs),
@@ -57,12 +57,12 @@ def run(config: PerceptionConfig) -> int:
     weights = "ema" if cfg.ema and checkpoint.get("ema_state_dict") is not None else "raw"
     epoch = checkpoint.get("epoch")  # None for weights taken out of a driving model (drivestack package)
     report = {"checkpoint": cfg.checkpoint, "weights": weights, "epoch": epoch, "split": cfg.split,
-              "towns": config.data.towns(cfg.split), "decoding": decoding, **result.to_dict()}  # fmt: skip
+              "towns": config.data.towns(cfg.split), "decoding": cfg.decoding.kwargs(), **result.to_dict()}  # fmt: skip
     (out / "metrics.json").write_text(json.dumps(report, indent=2))
     trained = f"epoch {epoch}, " if epoch is not None else ""
     header = f"{cfg.checkpoint} ({trained}{weights} weights) on {cfg.split} towns {config.data.towns(cfg.split)}, {result.images} images"
     (out / "metrics.txt").write_text(header + "\n\n" + result.table() + "\n")
-    render(model, dataset, cfg.render, cfg.render_threshold, out / "renders", **decoding)
+    render(model, dataset, cfg.render, cfg.render_threshold, out / "renders", cfg.decoding)
     print(header + "\n\n" + result.table())
     print(f"\nwrote {out / 'metrics.json'}, {out / 'metrics.txt'} and {cfg.render} renders in {out / 'renders'}")
     return 0

@@ -14,6 +14,7 @@ from perception.classes import classes_from_meta
 from perception.dataset import DataConfig, DrivingDataset
 from perception.engine import EngineConfig, OnnxEngine
 from perception.evaluation import evaluate
+from perception.postprocess import Decoding
 
 
 @dataclass
@@ -21,6 +22,7 @@ class ValOnnxConfig:
     models: list[str] = field(default_factory=lambda: ["runs/export/perception_fp32.onnx", "runs/export/perception_int8.onnx"])  # (list[str]) perception graphs to evaluate
     data: DataConfig = field(default_factory=lambda: DataConfig(root="data/driving"))
     split: str = "test"  # (str) train | val | test
+    decoding: Decoding = field(default_factory=Decoding)  # detection decoding, as `val.decoding` of drivestack val
     out: str = "runs/export/val_onnx.json"  # (str) metrics of every model, JSON
 
 
@@ -48,7 +50,7 @@ def run(config: ValOnnxConfig) -> int:
         engine = OnnxEngine(path, EngineConfig(warmup=1), expect={"kind": "perception"})
         classes = classes_from_meta(engine.meta, path)
         dataset = DrivingDataset(config.data.root, config.data.towns(config.split), classes, config.data.camera)
-        result = evaluate(EngineModule(engine), dataset, classes, batch_size=8)
+        result = evaluate(EngineModule(engine), dataset, classes, batch_size=8, decoding=config.decoding)
         results[path] = {"precision": engine.meta["precision"], **result.to_dict()}
         print(f"{path}: mIoU {result.miou:.4f}, mAP@0.5 {result.map50:.4f}, mAP@0.5:0.95 {result.map:.4f} ({result.images} images)")
     Path(config.out).parent.mkdir(parents=True, exist_ok=True)
