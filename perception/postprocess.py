@@ -27,7 +27,8 @@ PEAK_WINDOW = 1  # candidate cells: maxima of this odd window; 1 = every cell
 
 @dataclass
 class Decoding:
-    """How detections are decoded for evaluation (``val.decoding`` and ``decoding`` of val-onnx)."""
+    """How detections are decoded: NMS threshold and candidate cells (``val.decoding``, val-onnx's ``decoding``,
+    the creep gate's ``GATE_DECODING``)."""
 
     nms_iou: float = NMS_IOU  # (float) class-wise NMS IoU threshold
     peak_window: int = PEAK_WINDOW  # (int) candidate cells are the maxima of this odd window; 1 = every cell, 3 = CenterNet's peaks

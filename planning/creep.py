@@ -28,10 +28,13 @@ import numpy as np
 import torch
 
 from perception.classes import ClassMap
-from perception.postprocess import decode_detections
+from perception.postprocess import Decoding, decode_detections
 from sim.camera import UE_TO_CV, Pose, intrinsics
 from sim.conventions import ActorKind, TrafficLightState
 from sim.settings import CameraConfig
+
+# CenterNet's 3x3 peaks and NMS 0.6: the gates' thresholds were tuned, and the shipped model driven, with them
+GATE_DECODING = Decoding(nms_iou=0.6, peak_window=3)
 
 
 @dataclass
@@ -96,11 +99,9 @@ class CreepGates:
         """Gates from the raw detection outputs of one frame: ``heatmap`` (1,C,h,w) logits, ``box`` (1,4,h,w)."""
         c = self.config
         stride = self.camera.width // heatmap.shape[-1]
-        # the gates' thresholds were tuned, and the shipped model driven, with CenterNet's peak decoding
         boxes, scores, labels = decode_detections(torch.from_numpy(np.asarray(heatmap, np.float32)),
                                                   torch.from_numpy(np.asarray(box, np.float32)), stride,
-                                                  min(c.light_score, c.obstacle_score), nms_iou=0.6,
-                                                  peak_window=3)[0]  # fmt: skip
+                                                  min(c.light_score, c.obstacle_score), **GATE_DECODING.kwargs())[0]  # fmt: skip
         b, s, label = boxes.numpy(), scores.numpy(), labels.numpy()
         centre = (b[:, 0] + b[:, 2]) / 2
         central = np.abs(centre - self.camera.width / 2) <= c.light_window * self.camera.width / 2
