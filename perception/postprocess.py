@@ -25,6 +25,12 @@ NMS_IOU = 0.55  # class-wise NMS threshold (chosen on the validation towns: docs
 PEAK_WINDOW = 1  # candidate cells: maxima of this odd window; 1 = every cell
 
 
+def check_peak_window(peak_window: int) -> None:
+    """Raise ValueError unless ``peak_window`` is an odd number >= 1 (a max-pool window centred on a cell)."""
+    if peak_window < 1 or peak_window % 2 == 0:
+        raise ValueError(f"peak_window must be an odd number >= 1, got {peak_window}")
+
+
 @dataclass
 class Decoding:
     """How detections are decoded: NMS threshold and candidate cells (``val.decoding``, val-onnx's ``decoding``,
@@ -36,8 +42,7 @@ class Decoding:
     def __post_init__(self) -> None:
         if not 0.0 < self.nms_iou <= 1.0:
             raise ValueError(f"nms_iou must be in (0, 1], got {self.nms_iou}")
-        if self.peak_window < 1 or self.peak_window % 2 == 0:
-            raise ValueError(f"peak_window must be an odd number >= 1, got {self.peak_window}")
+        check_peak_window(self.peak_window)
 
     def kwargs(self) -> dict:
         """Keyword arguments of :func:`postprocess` and :func:`decode_detections`."""
@@ -76,8 +81,7 @@ def decode_detections(
     (odd; 1 = every cell)."""
     if heatmap.shape[0] != box.shape[0] or heatmap.shape[-2:] != box.shape[-2:] or box.shape[1] != 4:
         raise ValueError(f"heatmap {tuple(heatmap.shape)} and box {tuple(box.shape)} do not match (box needs 4 channels)")
-    if peak_window < 1 or peak_window % 2 == 0:
-        raise ValueError(f"peak_window must be an odd number >= 1, got {peak_window}")
+    check_peak_window(peak_window)
     scores = heatmap.float().sigmoid()
     if peak_window > 1:
         scores = scores * (F.max_pool2d(scores, peak_window, stride=1, padding=peak_window // 2) == scores)
