@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from sim.config import config_from_dict
-from sim.conventions import ActorKind, Tag, TrafficLightState
+from drivestack.common.config import config_from_dict
+from drivestack.sim.conventions import ActorKind, Tag, TrafficLightState
 
 IGNORE_INDEX = 255  # segmentation label of pixels that no class covers (and of padding)
 

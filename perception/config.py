@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from perception.augment import Augment, AugmentConfig
-from perception.classes import ClassMap
-from perception.dataset import DataConfig, DrivingDataset
-from perception.models.multitask import ModelConfig
-from perception.postprocess import Decoding
-from perception.training.trainer import TrainConfig
+from drivestack.common.training.trainer import TrainConfig
+from drivestack.perception.classes import ClassMap
+from drivestack.perception.data.augment import Augment, AugmentConfig
+from drivestack.perception.data.dataset import DataConfig, DrivingDataset
+from drivestack.perception.models.multitask import ModelConfig
+from drivestack.perception.postprocess import Decoding
 
 
 @dataclass

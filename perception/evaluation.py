@@ -12,16 +12,15 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
+from drivestack.perception.classes import IGNORE_INDEX, ClassMap
+from drivestack.perception.data.dataset import collate
+from drivestack.perception.postprocess import Decoding, postprocess
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchmetrics.classification import MulticlassJaccardIndex
 from torchmetrics.detection import MeanAveragePrecision
-
-from perception.classes import IGNORE_INDEX, ClassMap
-from perception.dataset import collate
-from perception.postprocess import Decoding, postprocess
 
 SIZE_BINS = (0.0, 5.0, 8.0, 12.0, 20.0, float("inf"))  # box sizes, sqrt(area) in pixels, of the AP-by-size table
 

@@ -13,9 +13,8 @@ import math
 
 import torch
 import torch.nn.functional as F
+from drivestack.perception.classes import IGNORE_INDEX
 from torchvision.ops import generalized_box_iou_loss
-
-from perception.classes import IGNORE_INDEX
 
 
 def segmentation_ce(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -17,9 +17,8 @@ from typing import Mapping
 import numpy as np
 import torch
 import torch.nn.functional as F
+from drivestack.perception.losses import cell_boxes
 from torchvision.ops import batched_nms
-
-from perception.losses import cell_boxes
 
 NMS_IOU = 0.55  # class-wise NMS threshold (chosen on the validation towns: docs/perception.md)
 PEAK_WINDOW = 1  # candidate cells: maxima of this odd window; 1 = every cell
@@ -60,7 +59,7 @@ class Prediction:
 
     def plot(self, image: np.ndarray, class_map, alpha: float = 0.45) -> np.ndarray:
         """The image (HxWx3 uint8 RGB) with the segmentation overlaid and the boxes drawn."""
-        from perception.visualize import draw_boxes, overlay_mask
+        from drivestack.perception.visualize import draw_boxes, overlay_mask
 
         canvas = overlay_mask(image, self.seg.cpu().numpy(), class_map, alpha)
         return draw_boxes(canvas, self.boxes.cpu().numpy(), self.labels.cpu().numpy(), class_map,

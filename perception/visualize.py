@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-
-from perception.classes import ClassMap
-from sim.conventions import RoadOption
+from drivestack.perception.classes import ClassMap
+from drivestack.sim.conventions import RoadOption
 
 
 def overlay_mask(image: np.ndarray, mask: np.ndarray, class_map: ClassMap, alpha: float = 0.45) -> np.ndarray:

@@ -15,14 +15,13 @@ from typing import Literal
 
 import numpy as np
 import torch
-
-from perception.engine import EngineConfig
-from planning.policy_agent import PolicyAgent, make_driver
-from sim.config import to_dict
-from sim.dataset_io import MANIFEST_NAME, DatasetError, EpisodeEntry, load_manifest
-from sim.interface import Observation, VehicleControl
-from sim.recorder import CollectConfig, CollectResult, NoiseConfig, collect
-from sim.settings import SimConfig
+from drivestack.common.config import to_dict
+from drivestack.planning.agents.learned import PolicyAgent, make_driver
+from drivestack.planning.deploy.runtime import EngineConfig
+from drivestack.sim.interface import Observation, VehicleControl
+from drivestack.sim.record.dataset_io import MANIFEST_NAME, DatasetError, EpisodeEntry, load_manifest
+from drivestack.sim.record.recorder import CollectConfig, CollectResult, NoiseConfig, collect
+from drivestack.sim.settings import SimConfig
 
 MIX_STREAM = 1  # mixes the episode's noise seed into the seed of the beta draws (another stream than the noise)
 

@@ -12,9 +12,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from sim.camera import Pose
-from sim.conventions import ActorKind, RoadOption, TrafficLightState
+from drivestack.sim.camera import Pose
+from drivestack.sim.conventions import ActorKind, RoadOption, TrafficLightState
 
 
 class SimulatorError(RuntimeError):
@@ -179,11 +178,11 @@ class Simulator(ABC):
 def make_simulator(config) -> Simulator:
     """Create the backend named in ``config.backend``."""
     if config.backend == "embedded":
-        from sim.embedded import EmbeddedSimulator
+        from drivestack.sim.embedded.backend import EmbeddedSimulator
 
         return EmbeddedSimulator(config)
     if config.backend == "carla":
-        from sim.carla_backend import CarlaSimulator
+        from drivestack.sim.carla.backend import CarlaSimulator
 
         return CarlaSimulator(config)
     raise ValueError(f"unknown simulator backend '{config.backend}' (embedded, carla)")

@@ -11,8 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
-from sim.geometry import to_local
+from drivestack.sim.geometry import to_local
 
 PLAN_SPACING_M = 50.0  # the leaderboard's sample_factor: at most this far between two plan points
 TARGET_MIN_AHEAD_M = 7.5  # a plan point closer than this along the route is passed (TransFuser's min_distance)

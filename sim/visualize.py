@@ -8,10 +8,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
-from sim.camera import project
-from sim.conventions import ActorKind, TrafficLightState, colorize
-from sim.interface import CameraFrame, Observation
+from drivestack.sim.camera import project
+from drivestack.sim.conventions import ActorKind, TrafficLightState, colorize
+from drivestack.sim.interface import CameraFrame, Observation
 
 BOX_COLORS = {ActorKind.VEHICLE: (0, 200, 255), ActorKind.PEDESTRIAN: (255, 60, 60), ActorKind.TRAFFIC_LIGHT: (255, 255, 0)}
 LIGHT_COLORS = {TrafficLightState.RED: (255, 40, 40), TrafficLightState.YELLOW: (255, 200, 0), TrafficLightState.GREEN: (40, 220, 60)}

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from sim.settings import CameraConfig, SimConfig, TownConfig, TrafficConfig
+from drivestack.sim.settings import CameraConfig, SimConfig, TownConfig, TrafficConfig
 
 
 def small_sim_config(**traffic) -> SimConfig:
@@ -24,7 +23,7 @@ def sim_config() -> SimConfig:
 
 @pytest.fixture(scope="session")
 def embedded(sim_config):
-    from sim.embedded import EmbeddedSimulator
+    from drivestack.sim.embedded.backend import EmbeddedSimulator
 
     sim = EmbeddedSimulator(sim_config)
     yield sim

@@ -9,12 +9,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from perception.classes import ClassMap
-from perception.config import PerceptionConfig
-from perception.dataset import DataConfig
-from perception.models.multitask import ModelConfig
-from sim.recorder import CollectConfig, collect
-from sim.settings import CameraConfig, SimConfig, TownConfig, TrafficConfig
+from drivestack.perception.classes import ClassMap
+from drivestack.perception.config import PerceptionConfig
+from drivestack.perception.data.dataset import DataConfig
+from drivestack.perception.models.multitask import ModelConfig
+from drivestack.sim.record.recorder import CollectConfig, collect
+from drivestack.sim.settings import CameraConfig, SimConfig, TownConfig, TrafficConfig
 
 WIDTH, HEIGHT = 128, 64
 TOWNS = [0, 1, 2]
@@ -58,16 +58,16 @@ def trained_driving_runs() -> Path:
     """A random tiny perception checkpoint, then one epoch of each policy stage (gt/, pred/) on the recorded data."""
     from dataclasses import replace
 
-    from perception.models.multitask import MultiTaskNet
-    from perception.training.checkpoint import model_spec, save_checkpoint, to_plain
-    from planning.policy import PolicyConfig
-    from tools.train_policy import PolicyTrainConfig, run
+    from drivestack.cli.train_policy import PolicyTrainConfig, run
+    from drivestack.common.checkpoint import model_spec, save_checkpoint, to_plain
+    from drivestack.perception.models.multitask import MultiTaskNet
+    from drivestack.planning.policy.model import PolicyConfig
 
     root = recorded_dataset()
     tmp = Path(tempfile.mkdtemp(prefix="policy_runs_"))
     atexit.register(shutil.rmtree, tmp, True)
     perception = MultiTaskNet(tiny_model_config())
-    save_checkpoint(tmp / "perception.pt", {"model": model_spec("perception.models.multitask:build_multitask", tiny_model_config()),
+    save_checkpoint(tmp / "perception.pt", {"model": model_spec("perception", tiny_model_config()),
                                             "state_dict": perception.state_dict(),
                                             "meta": {"image_size": [HEIGHT, WIDTH], "seg_classes": to_plain(ClassMap().seg),
                                                      "det_classes": to_plain(ClassMap().det)}})  # fmt: skip

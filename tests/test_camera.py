@@ -5,8 +5,7 @@ import math
 import carla
 import numpy as np
 import pytest
-
-from sim.camera import Pose, intrinsics, project
+from drivestack.sim.camera import Pose, intrinsics, project
 
 
 @pytest.mark.parametrize("pose", [Pose(1, 2, 3, 10, 20, 30), Pose(-5, 0.5, 1.6, 0, -15, 275), Pose(0, 0, 0, 45, 0, 0)])

@@ -14,11 +14,10 @@ import time
 import carla
 import numpy as np
 import pytest
-
-from sim.camera import Pose, intrinsics, project
-from sim.carla_backend import CarlaSimulator, parse_version
-from sim.carla_boxes import BoxObject, corners_of, project_box, visibility, visible_boxes
-from sim.carla_events import (
+from drivestack.sim.camera import Pose, intrinsics, project
+from drivestack.sim.carla.backend import CarlaSimulator, parse_version
+from drivestack.sim.carla.boxes import BoxObject, corners_of, project_box, visibility, visible_boxes
+from drivestack.sim.carla.events import (
     BlockedMonitor,
     CollisionFilter,
     LightStops,
@@ -28,8 +27,8 @@ from sim.carla_events import (
     StopLine,
     segments_intersect,
 )
-from sim.carla_routing import resample
-from sim.carla_sensors import (
+from drivestack.sim.carla.routing import resample
+from drivestack.sim.carla.sensors import (
     EventQueue,
     SensorSync,
     decode_depth,
@@ -38,9 +37,9 @@ from sim.carla_sensors import (
     decode_semantic,
     encode_depth,
 )
-from sim.conventions import ActorKind, RoadOption, Tag, TrafficLightState
-from sim.interface import RouteSpec, SimulatorError, VehicleControl
-from sim.settings import CameraConfig, CarlaConfig, SimConfig, TrafficConfig
+from drivestack.sim.conventions import ActorKind, RoadOption, Tag, TrafficLightState
+from drivestack.sim.interface import RouteSpec, SimulatorError, VehicleControl
+from drivestack.sim.settings import CameraConfig, CarlaConfig, SimConfig, TrafficConfig
 
 ROAD_END = 400.0
 

@@ -10,11 +10,10 @@ import os
 import carla
 import numpy as np
 import pytest
-
-from sim.carla_backend import CarlaSimulator
-from sim.conventions import RoadOption
-from sim.interface import RouteSpec, VehicleControl
-from sim.settings import CameraConfig, CarlaConfig, SimConfig, TrafficConfig
+from drivestack.sim.carla.backend import CarlaSimulator
+from drivestack.sim.conventions import RoadOption
+from drivestack.sim.interface import RouteSpec, VehicleControl
+from drivestack.sim.settings import CameraConfig, CarlaConfig, SimConfig, TrafficConfig
 
 pytestmark = [
     pytest.mark.carla,

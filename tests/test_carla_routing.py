@@ -7,11 +7,9 @@ import math
 import carla
 import numpy as np
 import pytest
-
-from sim.route import ANNOUNCE_M
-
-from sim.carla_routing import Route, RoutePlanner, Segment, resample, topology_segments
-from sim.conventions import RoadOption
+from drivestack.sim.carla.routing import Route, RoutePlanner, Segment, resample, topology_segments
+from drivestack.sim.conventions import RoadOption
+from drivestack.sim.embedded.route import ANNOUNCE_M
 
 STEP = 2.0
 

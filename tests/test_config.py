@@ -4,11 +4,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-
-from perception.config import PerceptionConfig
-from sim.config import ConfigError, config_from_dict, load_config, to_dict
-from sim.settings import SimConfig
-from tools.cli import CONFIG_DIR, VERBS, main
+from drivestack.cli import CONFIG_DIR, VERBS, main
+from drivestack.common.config import ConfigError, config_from_dict, load_config, to_dict
+from drivestack.perception.config import PerceptionConfig
+from drivestack.sim.settings import SimConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,7 +29,7 @@ def test_every_verb_default_config_loads(verb):
 
 @pytest.mark.parametrize("profile", ["quickstart.yaml", "full.yaml", "ship.yaml"])
 def test_every_pipeline_profile_wires_its_stages(profile):
-    from tools.run import PipelineConfig, package_config, stage_configs
+    from drivestack.cli.run import PipelineConfig, package_config, stage_configs
 
     config = load_config(PipelineConfig, CONFIG_DIR / profile)
     stages = stage_configs(config)
@@ -50,16 +49,16 @@ def test_every_pipeline_profile_wires_its_stages(profile):
     (["export.targets=[perception]"], "package_out ships the fused graph"),
 ])  # fmt: skip
 def test_a_pipeline_refuses_splits_its_recordings_lack(overrides, message):
-    from tools.run import PipelineConfig, stage_configs
+    from drivestack.cli.run import PipelineConfig, stage_configs
 
     with pytest.raises(ConfigError, match=message):
         stage_configs(load_config(PipelineConfig, CONFIG_DIR / "ship.yaml", overrides))
 
 
 def test_drivestack_run_reports_it_before_any_stage(tmp_path, capsys, monkeypatch):
-    import tools.collect
+    import drivestack.cli.collect
 
-    monkeypatch.setattr(tools.collect, "run", lambda config: pytest.fail("a stage started"))
+    monkeypatch.setattr(drivestack.cli.collect, "run", lambda config: pytest.fail("a stage started"))
     assert main(["run", f"config={CONFIG_DIR / 'ship.yaml'}", f"out={tmp_path / 'run'}", "policy.data.camera=rear"]) == 2
     assert "drivestack run: policy.data.camera 'rear' is not among collect.sim.cameras" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
@@ -107,8 +106,8 @@ def test_overrides_and_round_trip():
 
 
 def test_a_partial_section_keeps_the_enclosing_configs_defaults(tmp_path):
-    from tools.run import PipelineConfig
-    from tools.train_policy import PolicyTrainConfig
+    from drivestack.cli.run import PipelineConfig
+    from drivestack.cli.train_policy import PolicyTrainConfig
 
     path = tmp_path / "run.yaml"
     path.write_text("policy:\n  train: {epochs: 8}\n  model: {slow_weight: 3.0}\n")

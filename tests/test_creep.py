@@ -3,11 +3,10 @@ the agent driving off only with creep on."""
 
 import numpy as np
 import pytest
-
-from perception.classes import ClassMap
-from planning.creep import CreepConfig, CreepGates, CreepMonitor, ground_points
-from sim.camera import Pose, intrinsics, project
-from sim.settings import CameraConfig, SimConfig
+from drivestack.perception.classes import ClassMap
+from drivestack.planning.agents.creep import CreepConfig, CreepGates, CreepMonitor, ground_points
+from drivestack.sim.camera import Pose, intrinsics, project
+from drivestack.sim.settings import CameraConfig, SimConfig
 
 STRIDE = 4
 VEHICLE, PEDESTRIAN, RED, YELLOW, GREEN = range(5)  # the default detection classes
@@ -120,9 +119,9 @@ class AlwaysBrakes:
 
 @pytest.mark.parametrize("creep", [None, CreepConfig(stuck_s=1.0)])
 def test_a_braking_policy_drives_off_only_with_creep(creep):
-    from planning.policy_agent import PolicyAgent
-    from sim.embedded import EmbeddedSimulator
-    from sim.interface import RouteSpec
+    from drivestack.planning.agents.learned import PolicyAgent
+    from drivestack.sim.embedded.backend import EmbeddedSimulator
+    from drivestack.sim.interface import RouteSpec
 
     config = SimConfig()
     agent = PolicyAgent(AlwaysBrakes(), creep=creep)

@@ -10,22 +10,29 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from drivestack.cli.dagger import run as run_tool
+from drivestack.common.checkpoint import model_spec, save_checkpoint
+from drivestack.common.config import load_config, read_yaml, to_dict
+from drivestack.perception.classes import ClassMap
+from drivestack.perception.data.dataset import DrivingDataset
+from drivestack.planning.agents.learned import PolicyAgent, TorchDriver
+from drivestack.planning.dagger import DaggerConfig, LearnerDrives, dagger
+from drivestack.planning.policy.driving_model import DrivingModelConfig, build_policy_training
+from drivestack.planning.policy.model import PolicyConfig
+from drivestack.sim.interface import RouteSpec, VehicleControl
+from drivestack.sim.record.dataset_io import (
+    DatasetError,
+    EpisodeEntry,
+    load_manifest,
+    measurement_line,
+    read_measurements,
+    validate_dataset,
+)
+from drivestack.sim.record.recorder import measurement_record, plan_episodes
+from drivestack.sim.settings import CameraConfig, SimConfig, TownConfig, TrafficConfig
 
-from perception.classes import ClassMap
-from perception.dataset import DrivingDataset
-from perception.training.checkpoint import model_spec, save_checkpoint
-from planning.dagger import DaggerConfig, LearnerDrives, dagger
-from planning.driving_model import DrivingModelConfig, build_policy_training
-from planning.policy import PolicyConfig
-from planning.policy_agent import POLICY_BUILDER, PolicyAgent, TorchDriver
-from sim.config import load_config, read_yaml, to_dict
-from sim.dataset_io import DatasetError, EpisodeEntry, load_manifest, measurement_line, read_measurements, validate_dataset
-from sim.interface import RouteSpec, VehicleControl
-from sim.recorder import measurement_record, plan_episodes
-from sim.settings import CameraConfig, SimConfig, TownConfig, TrafficConfig
 from tests.perception_helpers import HEIGHT, WIDTH, recorded_dataset, tiny_config, tiny_model_config
 from tests.test_recorder import snapshot
-from tools.dagger import run as run_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICY = PolicyConfig(input_size=(HEIGHT // 4, WIDTH // 4), channels=[8, 16], hidden=32)
@@ -38,9 +45,9 @@ def models(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     config = DrivingModelConfig(perception=tiny_model_config(), policy=POLICY)
     model = build_policy_training(config)
-    save_checkpoint(folder / "driving.pt", {"model": model_spec(POLICY_BUILDER, config), "state_dict": model.state_dict(),
+    save_checkpoint(folder / "driving.pt", {"model": model_spec("driving", config), "state_dict": model.state_dict(),
                                             "meta": {"image_size": [HEIGHT, WIDTH]}})  # fmt: skip
-    perception = model_spec("perception.models.multitask:build_multitask", config.perception)
+    perception = model_spec("perception", config.perception)
     save_checkpoint(folder / "perception.pt", {"model": perception, "state_dict": model.model.perception.state_dict()})
     return folder
 
@@ -66,8 +73,8 @@ def records(config: DaggerConfig) -> list[dict]:
 
 
 def test_learner_drives_and_expert_labels_every_frame(reference, models):
-    from sim.embedded import EmbeddedSimulator
-    from sim.expert import ExpertDriver
+    from drivestack.planning.agents.expert import ExpertDriver
+    from drivestack.sim.embedded.backend import EmbeddedSimulator
 
     assert validate_dataset(reference.out) == []
     assert load_manifest(reference.out).config["model"] == reference.model
@@ -137,7 +144,7 @@ def test_resuming_with_another_model_is_refused(tmp_path, reference, capsys):
 
 
 def test_train_policy_trains_on_the_union_with_extra_roots(tmp_path, reference, models, capsys):
-    from tools.train_policy import FrameUnion, PolicyTrainConfig, run, training_set
+    from drivestack.cli.train_policy import FrameUnion, PolicyTrainConfig, run, training_set
 
     base = tiny_config(recorded_dataset())
     config = PolicyTrainConfig(inputs="ground_truth", perception=str(models / "perception.pt"), init=str(models / "driving.pt"),

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from sim.config import to_dict
-from sim.dataset_io import (
+from drivestack.cli.validate import ValidateConfig
+from drivestack.cli.validate import run as run_validate
+from drivestack.common.config import to_dict
+from drivestack.common.io import write_atomic, write_json_atomic
+from drivestack.sim.record.dataset_io import (
     EPISODE_INFO_NAME,
     FORMAT_VERSION,
     MANIFEST_NAME,
@@ -34,11 +36,7 @@ from sim.dataset_io import (
     read_semantic,
     save_manifest,
     validate_dataset,
-    write_atomic,
-    write_json_atomic,
 )
-from tools.validate import ValidateConfig
-from tools.validate import run as run_validate
 
 RNG = np.random.default_rng(0)
 RGB = RNG.integers(0, 256, (16, 32, 3), dtype=np.uint8)

@@ -3,11 +3,11 @@
 from dataclasses import replace
 
 import pytest
+from drivestack.cli.drive import DriveConfig, check_resume, driver_identity, run
+from drivestack.common.config import ConfigError
+from drivestack.sim.settings import CameraConfig, SimConfig, TownConfig, TrafficConfig
 
-from sim.config import ConfigError
-from sim.settings import CameraConfig, SimConfig, TownConfig, TrafficConfig
 from tests.perception_helpers import write_tiny_suite
-from tools.drive import DriveConfig, check_resume, driver_identity, run
 
 
 @pytest.fixture

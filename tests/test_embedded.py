@@ -3,14 +3,14 @@
 import math
 
 import numpy as np
+from drivestack.planning.agents.expert import ExpertDriver
+from drivestack.sim.camera import project
+from drivestack.sim.conventions import ActorKind, RoadOption, Tag, TrafficLightState
+from drivestack.sim.embedded.backend import EmbeddedSimulator
+from drivestack.sim.embedded.traffic import Npc, Walker
+from drivestack.sim.geometry import Polyline
+from drivestack.sim.interface import RouteSpec, VehicleControl
 
-from sim.camera import project
-from sim.conventions import ActorKind, RoadOption, Tag, TrafficLightState
-from sim.embedded import EmbeddedSimulator
-from sim.expert import ExpertDriver
-from sim.interface import RouteSpec, VehicleControl
-from sim.traffic import Npc, Walker
-from sim.geometry import Polyline
 from tests.conftest import small_sim_config
 
 
@@ -212,7 +212,7 @@ def test_torch_compiler_stack_can_load_after_the_renderer_started():
     import subprocess
     import sys
 
-    code = ("from sim.render import Renderer, GroundMap; import numpy as np; from sim.settings import CameraConfig;"
+    code = ("from drivestack.sim.embedded.render import Renderer, GroundMap; import numpy as np; from drivestack.sim.settings import CameraConfig;"
             "Renderer([CameraConfig()], GroundMap(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8), np.uint8), 0.0, 0.0, 1.0));"
             "import torch._dynamo")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

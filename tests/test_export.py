@@ -6,13 +6,13 @@ from dataclasses import replace
 import numpy as np
 import onnx
 import pytest
+from drivestack.cli.export import ExportConfig, recorded_inputs, run
+from drivestack.planning.agents.learned import OnnxDriver, PolicyAgent, TorchDriver
+from drivestack.planning.deploy.onnx_io import read_metadata
+from drivestack.planning.deploy.runtime import EngineConfig, EngineError, OnnxEngine, choose_providers
+from drivestack.sim.interface import RouteSpec
 
-from perception.engine import EngineConfig, EngineError, OnnxEngine, choose_providers
-from perception.export import read_metadata
-from planning.policy_agent import OnnxDriver, PolicyAgent, TorchDriver
-from sim.interface import RouteSpec
 from tests.perception_helpers import HEIGHT, WIDTH, recorded_dataset, trained_driving_runs
-from tools.export import ExportConfig, recorded_inputs, run
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +97,9 @@ def test_providers_skip_gpu_ones_without_a_gpu():
 
 
 def test_torch_and_onnx_agents_drive_the_same_route_alike(exported):
-    from sim.embedded import EmbeddedSimulator
-    from sim.settings import CameraConfig
+    from drivestack.sim.embedded.backend import EmbeddedSimulator
+    from drivestack.sim.settings import CameraConfig
+
     from tests.conftest import small_sim_config
 
     config = replace(small_sim_config(), cameras=[CameraConfig("front", WIDTH, HEIGHT)])
@@ -117,8 +118,8 @@ def test_torch_and_onnx_agents_drive_the_same_route_alike(exported):
 def test_bench_reports_every_stage_for_every_variant(exported, tmp_path):
     import json
 
-    from tools.bench import STAGES, BenchConfig
-    from tools.bench import run as bench
+    from drivestack.cli.bench import STAGES, BenchConfig
+    from drivestack.cli.bench import run as bench
 
     config = BenchConfig(checkpoint=str(trained_driving_runs() / "pred" / "last.pt"), onnx_dir=str(exported),
                          data=str(recorded_dataset()), frames=5, warmup=1, out=str(tmp_path))
@@ -134,9 +135,9 @@ def test_bench_reports_every_stage_for_every_variant(exported, tmp_path):
 def test_val_onnx_scores_fp32_and_int8_graphs(exported, tmp_path):
     import json
 
-    from perception.dataset import DataConfig
-    from tools.val_onnx import ValOnnxConfig
-    from tools.val_onnx import run as val_onnx
+    from drivestack.cli.val_onnx import ValOnnxConfig
+    from drivestack.cli.val_onnx import run as val_onnx
+    from drivestack.perception.data.dataset import DataConfig
 
     config = ValOnnxConfig(models=[str(exported / "perception_fp32.onnx"), str(exported / "perception_int8.onnx")],
                            data=DataConfig(root=str(recorded_dataset()), train_towns=[0, 1], val_towns=[2], test_towns=[]),

@@ -4,14 +4,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from drivestack.common.checkpoint import save_checkpoint, to_plain
+from drivestack.perception.classes import ClassMap
+from drivestack.perception.data.augment import Augment, AugmentConfig
+from drivestack.perception.data.dataset import DrivingDataset
+from drivestack.planning.policy.driving_model import DrivingModel, DrivingModelConfig
+from drivestack.planning.policy.input_cache import build_input_cache
+from drivestack.planning.policy.model import PolicyConfig
 
-from perception.augment import Augment, AugmentConfig
-from perception.classes import ClassMap
-from perception.dataset import DrivingDataset
-from perception.training.checkpoint import save_checkpoint, to_plain
-from planning.driving_model import DrivingModel, DrivingModelConfig
-from planning.input_cache import build_input_cache
-from planning.policy import PolicyConfig
 from tests.perception_helpers import HEIGHT, WIDTH, recorded_dataset, tiny_model_config
 
 

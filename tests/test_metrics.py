@@ -4,11 +4,10 @@ import math
 
 import numpy as np
 import pytest
-
-from planning.metrics import RouteResult, RouteScorer, infraction_penalty, route_timeout, summarize
-from sim.camera import Pose
-from sim.conventions import ActorKind, RoadOption
-from sim.interface import Collision, EgoState, Events, Observation, TrafficLightInfo
+from drivestack.planning.evaluation.metrics import RouteResult, RouteScorer, infraction_penalty, route_timeout, summarize
+from drivestack.sim.camera import Pose
+from drivestack.sim.conventions import ActorKind, RoadOption
+from drivestack.sim.interface import Collision, EgoState, Events, Observation, TrafficLightInfo
 
 
 def test_penalty_is_product_of_leaderboard_coefficients():

@@ -8,14 +8,13 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader
-
-from perception.augment import Augment, AugmentConfig
-from perception.classes import IGNORE_INDEX, ClassMap
-from perception.dataset import DataConfig, DrivingDataset, collate, flip_policy, policy_targets
+from drivestack.perception.classes import IGNORE_INDEX, ClassMap
+from drivestack.perception.data.augment import Augment, AugmentConfig
+from drivestack.perception.data.dataset import DataConfig, DrivingDataset, collate, flip_policy, policy_targets
+from drivestack.sim.conventions import RoadOption
+from drivestack.sim.record.dataset_io import DatasetError
 from perception_helpers import HEIGHT, WIDTH, recorded_dataset, tiny_config
-from sim.conventions import RoadOption
-from sim.dataset_io import DatasetError
+from torch.utils.data import DataLoader
 
 NO_AUGMENT = dict(hflip=0.0, brightness_contrast=0.0, hue_saturation=0.0, gamma=0.0, blur=0.0, noise=0.0, jpeg=0.0,
                   weather=0.0, fog=0.0, affine=0.0)  # fmt: skip
@@ -143,7 +142,7 @@ def test_flip_policy_commands(command, mirrored):
 
 
 def test_look_and_bench_loader_verbs(tmp_path, capsys):
-    from tools import bench_loader, look
+    from drivestack.cli import bench_loader, look
 
     config = tiny_config(recorded_dataset())
     config.look.out = str(tmp_path / "look.png")

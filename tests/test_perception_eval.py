@@ -2,8 +2,7 @@
 
 import pytest
 import torch
-
-from perception.evaluation import EvalResult, SizeBinnedAP
+from drivestack.perception.evaluation import EvalResult, SizeBinnedAP
 
 
 def _image(gt_boxes, gt_labels, det_boxes, det_labels, det_scores):

@@ -7,12 +7,11 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from perception.classes import ClassMap
-from perception.dataset import DrivingDataset, collate
-from perception.losses import detection_targets, heatmap_prior_loss
-from perception.models.multitask import DET_STRIDE, ModelConfig, build_multitask
-from perception.postprocess import decode_detections, postprocess
+from drivestack.perception.classes import ClassMap
+from drivestack.perception.data.dataset import DrivingDataset, collate
+from drivestack.perception.losses import detection_targets, heatmap_prior_loss
+from drivestack.perception.models.multitask import DET_STRIDE, ModelConfig, build_multitask
+from drivestack.perception.postprocess import decode_detections, postprocess
 from perception_helpers import recorded_dataset, tiny_model_config
 
 
@@ -83,7 +82,7 @@ def test_forward_returns_the_same_structure_in_train_and_eval():
 
 
 def test_default_model_is_small():
-    from tools.model_info import count_parameters, gflops
+    from drivestack.cli.model_info import count_parameters, gflops
 
     model = build_multitask(ModelConfig())
     assert count_parameters(model)["total"] <= 5_000_000

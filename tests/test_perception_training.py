@@ -10,17 +10,14 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
-from torch import nn
-
-from perception.dataset import DrivingDataset, collate
-from perception.classes import ClassMap
-from perception.models.multitask import build_multitask
-from perception.training.checkpoint import load_checkpoint, load_model, model_spec
-from perception.training.trainer import NonFiniteLossError, TrainConfig, Trainer, warmup_cosine
+from drivestack.cli import train as train_command
+from drivestack.common.checkpoint import load_checkpoint, load_model, model_spec
+from drivestack.common.training.trainer import NonFiniteLossError, TrainConfig, Trainer, warmup_cosine
+from drivestack.perception.classes import ClassMap
+from drivestack.perception.data.dataset import DrivingDataset, collate
+from drivestack.perception.models.multitask import build_multitask
 from perception_helpers import recorded_dataset, tiny_config, tiny_model_config
-from tools import train as train_command
-
-BUILDER = "perception.models.multitask:build_multitask"
+from torch import nn
 
 
 class ToyRegressor(nn.Module):
@@ -73,7 +70,7 @@ def _perception_trainer(out: Path, evaluate=None) -> Trainer:
                          ema=True)  # fmt: skip
     torch.manual_seed(0)
     model_config = tiny_model_config()
-    return Trainer(build_multitask(model_config), dataset, config, model_spec(BUILDER, model_config),
+    return Trainer(build_multitask(model_config), dataset, config, model_spec("perception", model_config),
                    collate_fn=collate, val_set=dataset, evaluate=evaluate)  # fmt: skip
 
 

@@ -3,21 +3,21 @@
 from dataclasses import replace
 
 import pytest
+from drivestack.cli.bench import BenchConfig
+from drivestack.cli.drive import DriveConfig
+from drivestack.cli.export import ExportConfig
+from drivestack.cli.run import PipelineConfig, run, stage_configs
+from drivestack.cli.train_policy import PolicyTrainConfig, training_set
+from drivestack.common.config import ConfigError
+from drivestack.perception.classes import ClassMap
+from drivestack.perception.config import PerceptionConfig
+from drivestack.perception.data.dataset import DataConfig
+from drivestack.planning.dagger import DaggerConfig
+from drivestack.planning.policy.model import PolicyConfig
+from drivestack.sim.record.recorder import CollectConfig
+from drivestack.sim.settings import CameraConfig, SimConfig, TownConfig, TrafficConfig
 
-from perception.classes import ClassMap
-from perception.config import PerceptionConfig
-from perception.dataset import DataConfig
-from planning.dagger import DaggerConfig
-from planning.policy import PolicyConfig
-from sim.config import ConfigError
-from sim.recorder import CollectConfig
-from sim.settings import CameraConfig, SimConfig, TownConfig, TrafficConfig
 from tests.perception_helpers import HEIGHT, WIDTH, tiny_model_config, write_tiny_suite
-from tools.bench import BenchConfig
-from tools.drive import DriveConfig
-from tools.export import ExportConfig
-from tools.run import PipelineConfig, run, stage_configs
-from tools.train_policy import PolicyTrainConfig, training_set
 
 
 def tiny_pipeline(out, suite) -> PipelineConfig:
@@ -68,8 +68,8 @@ def test_every_artefact_of_the_report_exists(pipeline):
 def test_the_final_model_is_packaged_with_its_metrics(pipeline):
     import json
 
-    from perception.export import read_metadata
-    from perception.training.checkpoint import load_checkpoint
+    from drivestack.common.checkpoint import load_checkpoint
+    from drivestack.planning.deploy.onnx_io import read_metadata
 
     _, out = pipeline
     shipped = load_checkpoint(out / "models" / "driving.pt")
@@ -106,8 +106,8 @@ def test_soup_rounds_average_the_last_rounds_and_are_bounded_by_the_rounds(tmp_p
 
 
 def test_a_run_with_a_perception_recording_trains_perception_on_it(tmp_path, capsys):
-    from perception.training.checkpoint import load_checkpoint
-    from sim.dataset_io import load_manifest
+    from drivestack.common.checkpoint import load_checkpoint
+    from drivestack.sim.record.dataset_io import load_manifest
 
     suite = write_tiny_suite(tmp_path / "suite.yaml")
     config = tiny_pipeline(tmp_path / "run", suite)
@@ -138,9 +138,9 @@ def test_a_rerun_skips_every_finished_stage(pipeline, capsys):
 
 
 def test_the_dagger_round_drives_the_policy_and_the_export_ships_its_result(pipeline):
-    from perception.export import read_metadata
-    from perception.training.checkpoint import load_checkpoint
-    from sim.dataset_io import load_manifest
+    from drivestack.common.checkpoint import load_checkpoint
+    from drivestack.planning.deploy.onnx_io import read_metadata
+    from drivestack.sim.record.dataset_io import load_manifest
 
     _, out = pipeline
     recorded = load_manifest(out / "dagger1")
@@ -158,8 +158,8 @@ def test_the_dagger_round_drives_the_policy_and_the_export_ships_its_result(pipe
 
 
 def test_the_policy_stages_train_on_the_side_views_the_collect_stage_recorded(pipeline):
-    from perception.training.checkpoint import load_checkpoint
-    from sim.dataset_io import load_manifest
+    from drivestack.common.checkpoint import load_checkpoint
+    from drivestack.sim.record.dataset_io import load_manifest
 
     config, out = pipeline
     assert [c.name for c in load_manifest(out / "dataset").format.cameras] == ["front", "left_shift"]
@@ -173,7 +173,7 @@ def test_the_policy_stages_train_on_the_side_views_the_collect_stage_recorded(pi
 def test_an_export_older_than_its_checkpoint_is_not_done(pipeline):
     import os
 
-    from tools.run import _exported
+    from drivestack.cli.run import _exported
 
     config, out = pipeline
     export = stage_configs(config)["export"]

@@ -5,12 +5,19 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-
-from planning.labels import path_points
-from planning.policy import (COMMANDS, DrivingPolicy, PolicyConfig, command_index, ground_truth_to_policy_inputs, is_recovery,
-                             is_slowing, is_start)
-from sim.conventions import RoadOption
-from tools.train_policy import MAX_START_WEIGHT, PolicyBatches, frame_counts, policy_metrics, resolve_start_weight
+from drivestack.cli.train_policy import MAX_START_WEIGHT, PolicyBatches, frame_counts, policy_metrics, resolve_start_weight
+from drivestack.planning.policy.labels import path_points
+from drivestack.planning.policy.model import (
+    COMMANDS,
+    DrivingPolicy,
+    PolicyConfig,
+    command_index,
+    ground_truth_to_policy_inputs,
+    is_recovery,
+    is_slowing,
+    is_start,
+)
+from drivestack.sim.conventions import RoadOption
 
 
 def test_command_index_covers_every_roadoption():

@@ -4,9 +4,9 @@ from dataclasses import replace
 
 import pytest
 import torch
+from drivestack.planning.agents.learned import ModelMismatchError, PolicyAgent, TorchDriver, load_driving_model
+from drivestack.sim.interface import RouteSpec
 
-from planning.policy_agent import ModelMismatchError, PolicyAgent, TorchDriver, load_driving_model
-from sim.interface import RouteSpec
 from tests.perception_helpers import HEIGHT, WIDTH, trained_driving_runs
 
 
@@ -31,8 +31,9 @@ def test_perception_stays_frozen_while_the_policy_trains(runs):
 
 
 def test_agent_drives_and_refuses_a_mismatched_camera(runs):
-    from sim.embedded import EmbeddedSimulator
-    from sim.settings import CameraConfig
+    from drivestack.sim.embedded.backend import EmbeddedSimulator
+    from drivestack.sim.settings import CameraConfig
+
     from tests.conftest import small_sim_config
 
     config = replace(small_sim_config(), cameras=[CameraConfig("front", WIDTH, HEIGHT)])
@@ -54,7 +55,7 @@ def test_a_perception_checkpoint_is_not_a_driving_model(runs):
 
 
 def test_driver_can_swap_in_other_perception_weights(runs):
-    from perception.training.checkpoint import load_checkpoint
+    from drivestack.common.checkpoint import load_checkpoint
 
     driver = TorchDriver(runs / "gt" / "last.pt", perception=runs / "perception.pt")
     expected = load_checkpoint(runs / "perception.pt")["state_dict"]
@@ -68,9 +69,11 @@ def test_probe_counts_standing_frames_by_light_and_reports_brake_rates(runs, tmp
     import json
     import shutil
 
-    from sim.dataset_io import list_episodes, read_measurements
+    from drivestack.cli.probe import ProbeConfig
+    from drivestack.cli.probe import run as probe
+    from drivestack.sim.record.dataset_io import list_episodes, read_measurements
+
     from tests.perception_helpers import recorded_dataset
-    from tools.probe import ProbeConfig, run as probe
 
     data = tmp_path / "data"
     shutil.copytree(recorded_dataset(), data)

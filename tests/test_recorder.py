@@ -10,21 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from sim.camera import Pose
-from sim.config import load_config, read_yaml, to_dict
-from sim.conventions import ActorKind, RoadOption, Tag, TrafficLightState
-from sim.dataset_io import (
-    MEASUREMENT_KEYS,
-    DatasetError,
-    load_manifest,
-    read_depth,
-    read_episode_info,
-    read_measurements,
-    read_rgb,
-    validate_dataset,
-)
-from sim.interface import (
+from drivestack.cli.collect import run as run_tool
+from drivestack.common.config import load_config, read_yaml, to_dict
+from drivestack.sim.camera import Pose
+from drivestack.sim.conventions import ActorKind, RoadOption, Tag, TrafficLightState
+from drivestack.sim.interface import (
     Box2D,
     CameraFrame,
     Collision,
@@ -37,9 +27,18 @@ from sim.interface import (
     TrafficLightInfo,
     VehicleControl,
 )
-from sim.recorder import CollectConfig, CollectResult, NoiseConfig, SteerNoise, collect, plan_episodes
-from sim.settings import CameraConfig, SimConfig, TownConfig, TrafficConfig
-from tools.collect import run as run_tool
+from drivestack.sim.record.dataset_io import (
+    MEASUREMENT_KEYS,
+    DatasetError,
+    load_manifest,
+    read_depth,
+    read_episode_info,
+    read_measurements,
+    read_rgb,
+    validate_dataset,
+)
+from drivestack.sim.record.recorder import CollectConfig, CollectResult, NoiseConfig, SteerNoise, collect, plan_episodes
+from drivestack.sim.settings import CameraConfig, SimConfig, TownConfig, TrafficConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -395,9 +394,9 @@ class CrashingSimulator(Simulator):
 
 
 def test_embedded_simulator_and_expert_resume_exactly(tmp_path):
-    pytest.importorskip("sim.embedded", reason="sim.embedded is not written yet")
-    pytest.importorskip("sim.expert", reason="sim.expert is not written yet")
-    from sim.interface import make_simulator
+    pytest.importorskip("drivestack.sim.embedded.backend", reason="sim.embedded is not written yet")
+    pytest.importorskip("drivestack.planning.agents.expert", reason="sim.expert is not written yet")
+    from drivestack.sim.interface import make_simulator
 
     sim = SimConfig(cameras=[CameraConfig("front", 32, 16)], town=TownConfig(grid=3),
                     traffic=TrafficConfig(vehicles=4, pedestrians=4))
@@ -420,7 +419,7 @@ def test_sigterm_stops_the_workers_keeps_the_data_and_resumes(tmp_path):
     import time
 
     out = tmp_path / "ds"
-    args = [sys.executable, "-m", "tools.cli", "collect", f"out={out}", "town_seeds=[0]", "routes_per_town=12", "max_frames=300",
+    args = [sys.executable, "-m", "drivestack.cli", "collect", f"out={out}", "town_seeds=[0]", "routes_per_town=12", "max_frames=300",
             "workers=2", "progress=false", "sim.town.grid=3", "sim.cameras=[{name: front, width: 64, height: 32}]"]
     log = tmp_path / "log.txt"
     with open(log, "w") as sink:  # a file, not a pipe: orphaned workers would hold a pipe open

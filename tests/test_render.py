@@ -6,11 +6,10 @@ from dataclasses import fields
 
 import numpy as np
 import pytest
-
-from sim.camera import UE_TO_CV, Pose, intrinsics, project
-from sim.conventions import Tag
-from sim.render import AMBIENT, DIFFUSE, BoxInstances, GroundMap, Lighting, Renderer
-from sim.settings import CameraConfig
+from drivestack.sim.camera import UE_TO_CV, Pose, intrinsics, project
+from drivestack.sim.conventions import Tag
+from drivestack.sim.embedded.render import AMBIENT, DIFFUSE, BoxInstances, GroundMap, Lighting, Renderer
+from drivestack.sim.settings import CameraConfig
 
 W, H, FOV = 320, 160, 90.0
 K = intrinsics(W, H, FOV)

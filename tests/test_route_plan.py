@@ -3,9 +3,8 @@
 import math
 
 import numpy as np
-
-from sim.conventions import RoadOption
-from sim.route_plan import plan_indices, target_point
+from drivestack.sim.conventions import RoadOption
+from drivestack.sim.route_plan import plan_indices, target_point
 
 LF, LEFT = int(RoadOption.LANEFOLLOW), int(RoadOption.LEFT)
 
@@ -32,9 +31,9 @@ def test_target_point_is_the_first_plan_point_past_the_minimum_in_the_ego_frame(
 
 
 def test_embedded_observations_carry_the_target_point_on_the_route(embedded):
-    from sim.expert import ExpertDriver
-    from sim.interface import RouteSpec
-    from sim.route_plan import TARGET_MIN_AHEAD_M
+    from drivestack.planning.agents.expert import ExpertDriver
+    from drivestack.sim.interface import RouteSpec
+    from drivestack.sim.route_plan import TARGET_MIN_AHEAD_M
 
     expert = ExpertDriver(embedded.config)
     obs = embedded.reset(3, RouteSpec(town=0, length=150))

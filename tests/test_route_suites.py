@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from planning.evaluation import route_sim_config, load_suite
-from sim.settings import SimConfig
+from drivestack.planning.evaluation.suite import load_suite, route_sim_config
+from drivestack.sim.settings import SimConfig
 
 ROUTES = Path(__file__).resolve().parents[1] / "configs" / "routes"
 TRAINING_TOWNS_BELOW = 2000  # collect and dagger use towns < 1000, `drivestack expert` 1000-1009

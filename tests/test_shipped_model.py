@@ -3,12 +3,11 @@
 from pathlib import Path
 
 import numpy as np
-
-from perception.engine import EngineConfig
-from planning.policy_agent import OnnxDriver, PolicyAgent, TorchDriver
-from sim.interface import RouteSpec
-from sim.settings import SimConfig
-from tools.drive import DriveConfig
+from drivestack.cli.drive import DriveConfig
+from drivestack.planning.agents.learned import OnnxDriver, PolicyAgent, TorchDriver
+from drivestack.planning.deploy.runtime import EngineConfig
+from drivestack.sim.interface import RouteSpec
+from drivestack.sim.settings import SimConfig
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 
@@ -21,7 +20,7 @@ def test_shipped_files_are_the_drive_defaults_and_small():
 
 
 def test_shipped_model_follows_the_route_without_infractions():
-    from sim.embedded import EmbeddedSimulator
+    from drivestack.sim.embedded.backend import EmbeddedSimulator
 
     config = SimConfig()
     agent = PolicyAgent(TorchDriver(MODELS / "driving.pt"))
@@ -41,7 +40,7 @@ def test_shipped_onnx_graph_agrees_with_the_checkpoint():
     torch_driver = TorchDriver(MODELS / "driving.pt")
     onnx_driver = OnnxDriver(MODELS / "driving_fused_int8.onnx", EngineConfig(warmup=0))
     assert onnx_driver.meta["kind"] == "fused" and onnx_driver.meta["image_size"] == [160, 320]
-    from sim.embedded import EmbeddedSimulator
+    from drivestack.sim.embedded.backend import EmbeddedSimulator
 
     with EmbeddedSimulator(SimConfig()) as sim:  # a camera frame, not noise: INT8 is calibrated on such frames
         frame = sim.reset(100, RouteSpec(town=2000, length=250)).cameras["front"].rgb

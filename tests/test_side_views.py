@@ -12,19 +12,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from drivestack.cli.train_policy import FrameUnion, PolicyBatches, PolicyTrainConfig, frame_counts, training_set
+from drivestack.common.checkpoint import save_checkpoint
+from drivestack.perception.classes import ClassMap
+from drivestack.perception.data.dataset import DataConfig, DrivingDataset, ViewShift, displace_policy
+from drivestack.planning.policy.driving_model import DrivingModel, DrivingModelConfig
+from drivestack.planning.policy.input_cache import build_input_cache
+from drivestack.planning.policy.model import DrivingPolicy, PolicyConfig
+from drivestack.sim.geometry import to_local
+from drivestack.sim.record.dataset_io import DatasetError
+from drivestack.sim.record.recorder import CollectConfig, collect
+from drivestack.sim.settings import CameraConfig, SimConfig, TownConfig, TrafficConfig
 
-from perception.classes import ClassMap
-from perception.dataset import DataConfig, DrivingDataset, ViewShift, displace_policy
-from perception.training.checkpoint import save_checkpoint
-from planning.driving_model import DrivingModel, DrivingModelConfig
-from planning.input_cache import build_input_cache
-from planning.policy import DrivingPolicy, PolicyConfig
-from sim.dataset_io import DatasetError
-from sim.geometry import to_local
-from sim.recorder import CollectConfig, collect
-from sim.settings import CameraConfig, SimConfig, TownConfig, TrafficConfig
 from tests.perception_helpers import tiny_model_config
-from tools.train_policy import FrameUnion, PolicyBatches, PolicyTrainConfig, frame_counts, training_set
 
 FRONT = {"name": "front", "width": 128, "height": 64, "fov": 90.0, "x": 1.3, "y": 0.0, "z": 1.6, "roll": 0.0, "pitch": 0.0, "yaw": 0.0}
 

@@ -2,13 +2,10 @@
 
 import pytest
 import torch
-
-from perception.models.multitask import build_multitask
-from perception.training.checkpoint import load_checkpoint, load_model, model_spec, save_checkpoint
+from drivestack.cli import main
+from drivestack.common.checkpoint import load_checkpoint, load_model, model_spec, save_checkpoint
+from drivestack.perception.models.multitask import build_multitask
 from perception_helpers import tiny_model_config
-from tools.cli import main
-
-BUILDER = "perception.models.multitask:build_multitask"
 
 
 def _checkpoint(path, seed: int, config=None) -> dict:
@@ -18,7 +15,7 @@ def _checkpoint(path, seed: int, config=None) -> dict:
     for buffer in model.buffers():  # BatchNorm statistics differ between checkpoints too
         if buffer.is_floating_point():
             buffer.normal_().abs_()
-    state = {"model": model_spec(BUILDER, config), "state_dict": model.state_dict(), "epoch": seed}
+    state = {"model": model_spec("perception", config), "state_dict": model.state_dict(), "epoch": seed}
     save_checkpoint(path, state)
     return state["state_dict"]
 
@@ -41,7 +38,7 @@ def test_soup_averages_every_floating_point_tensor_and_rebuilds(tmp_path):
 
 
 def test_soup_refuses_checkpoints_of_another_model(tmp_path):
-    from perception.training.averaging import average_checkpoints
+    from drivestack.common.training.averaging import average_checkpoints
 
     _checkpoint(tmp_path / "a.pt", 0)
     wider = tiny_model_config()
@@ -63,8 +60,8 @@ def test_soup_needs_two_checkpoints(tmp_path, capsys):
 def test_a_soup_is_stale_once_a_source_is_newer(tmp_path):
     import os
 
-    from tools.run import _averaged
-    from tools.soup import SoupConfig
+    from drivestack.cli.run import _averaged
+    from drivestack.cli.soup import SoupConfig
 
     sources = [str(tmp_path / "a.pt"), str(tmp_path / "b.pt")]
     _checkpoint(sources[0], 0), _checkpoint(sources[1], 1)

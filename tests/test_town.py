@@ -2,12 +2,11 @@
 
 import numpy as np
 import pytest
-
-from sim.conventions import RoadOption, Tag, TrafficLightState
-from sim.route import random_route, route_through
-from sim.settings import TownConfig, TrafficConfig
-from sim.town import Town
-from sim.town_scene import TownScene
+from drivestack.sim.conventions import RoadOption, Tag, TrafficLightState
+from drivestack.sim.embedded.route import random_route, route_through
+from drivestack.sim.embedded.town import Town
+from drivestack.sim.embedded.town_scene import TownScene
+from drivestack.sim.settings import TownConfig, TrafficConfig
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +56,7 @@ def test_right_hand_traffic(town):
         center = town.roads[lane.road].center
         mid = len(lane.line.points) // 2
         p = lane.line.points[mid]
-        from sim.geometry import Polyline
+        from drivestack.sim.geometry import Polyline
 
         line = Polyline(center if lane.forward else center[::-1])
         _, offset = line.project(p)

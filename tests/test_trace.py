@@ -3,9 +3,9 @@
 import csv
 import math
 
-from planning.agent import ExpertAgent
-from planning.evaluation import SuiteRoute, drive_route
-from sim.conventions import TrafficLightState
+from drivestack.planning.evaluation.suite import SuiteRoute, drive_route
+from drivestack.sim.agent import ExpertAgent
+from drivestack.sim.conventions import TrafficLightState
 
 
 def test_expert_trace_matches_its_own_labels_row_by_row(tmp_path, sim_config):

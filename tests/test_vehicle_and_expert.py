@@ -4,10 +4,9 @@ import math
 
 import numpy as np
 import pytest
-
-from planning.controllers import ControllerConfig, WaypointController
-from sim.interface import RouteSpec, VehicleControl
-from sim.vehicle import BicycleState, VehicleParams, step_bicycle
+from drivestack.planning.control import ControllerConfig, WaypointController
+from drivestack.sim.embedded.vehicle import BicycleState, VehicleParams, step_bicycle
+from drivestack.sim.interface import RouteSpec, VehicleControl
 
 P = VehicleParams()
 
@@ -61,9 +60,9 @@ def test_controller_tracks_straight_and_curve(curvature):
 
 
 def test_expert_completes_routes_without_infractions(sim_config):
-    from planning.metrics import RouteScorer, route_timeout
-    from sim.embedded import EmbeddedSimulator
-    from sim.expert import ExpertDriver
+    from drivestack.planning.agents.expert import ExpertDriver
+    from drivestack.planning.evaluation.metrics import RouteScorer, route_timeout
+    from drivestack.sim.embedded.backend import EmbeddedSimulator
 
     with EmbeddedSimulator(sim_config) as sim:
         for seed in range(3):
@@ -81,7 +80,7 @@ def test_expert_completes_routes_without_infractions(sim_config):
 def test_expert_verb_records_each_route_and_resumes(tmp_path, sim_config, capsys):
     import json
 
-    from tools.expert_eval import ExpertEvalConfig, run
+    from drivestack.cli.expert_eval import ExpertEvalConfig, run
 
     config = ExpertEvalConfig(routes=2, towns=[20], route_length=80.0, workers=1, out=str(tmp_path), sim=sim_config)
     assert run(config) == 0

@@ -9,9 +9,8 @@ from __future__ import annotations
 import math
 
 import torch
+from drivestack.perception.models.fpn import SeparableConv, upsample_to
 from torch import nn
-
-from perception.models.fpn import SeparableConv, upsample_to
 
 
 class SegmentationHead(nn.Module):

@@ -20,12 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from drivestack.perception.losses import box_giou_loss, detection_targets, heatmap_focal_loss, segmentation_ce, soft_dice
+from drivestack.perception.models.backbone import Backbone
+from drivestack.perception.models.fpn import FeaturePyramid
+from drivestack.perception.models.heads import DetectionHead, SegmentationHead
 from torch import nn
-
-from perception.losses import box_giou_loss, detection_targets, heatmap_focal_loss, segmentation_ce, soft_dice
-from perception.models.backbone import Backbone
-from perception.models.fpn import FeaturePyramid
-from perception.models.heads import DetectionHead, SegmentationHead
 
 DET_STRIDE = 4
 IMAGE_MEAN = (0.485, 0.456, 0.406)  # ImageNet statistics, as torchvision's weights expect

@@ -1,0 +1,160 @@
+"""The learned agent: camera frame -> perception -> policy -> PID controller -> VehicleControl.
+
+The network runs in PyTorch (:class:`TorchDriver`, a driving-model checkpoint) or in ONNX Runtime
+(:class:`OnnxDriver`, the fused graph from ``drivestack export``); one flag (``engine``) switches. The agent
+reads only the camera image, the ego speed, the command, the target point (the next point of the sparse
+route plan, as a leaderboard agent gets it) and the speed limit of the observation.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from drivestack.common.errors import InputError
+from drivestack.perception.classes import ClassMap, classes_from_meta
+from drivestack.perception.postprocess import postprocess
+from drivestack.planning.agents.creep import CreepConfig, CreepMonitor
+from drivestack.planning.control import ControllerConfig, WaypointController
+from drivestack.planning.policy.driving_model import INPUTS
+from drivestack.sim.agent import Agent, AgentDebug
+from drivestack.sim.interface import Observation, VehicleControl
+from drivestack.sim.settings import SimConfig
+
+
+class ModelMismatchError(InputError):
+    """A model file that does not fit the simulator config (camera size, kind of model)."""
+
+
+def load_driving_model(path: str | Path):
+    """The DrivingModel of a policy checkpoint, in eval mode, and the checkpoint's meta."""
+    from drivestack.common.checkpoint import builder_name, load_model
+
+    model, checkpoint = load_model(path)
+    if builder_name(checkpoint["model"]) != "driving":
+        raise ModelMismatchError(f"{path}: not a driving-policy checkpoint (a '{builder_name(checkpoint['model'])}' model); "
+                                 "train one with `drivestack train-policy`")  # fmt: skip
+    return model.model.eval(), checkpoint.get("meta", {})
+
+
+class TorchDriver:
+    """The driving model in PyTorch: (frame HxWx3 uint8, speed, command, target point (2,)) -> numpy outputs."""
+
+    def __init__(self, checkpoint: str | Path, threads: int = 0, perception: str | Path | None = None):
+        self.source = str(checkpoint)
+        self.model, self.meta = load_driving_model(checkpoint)
+        if perception:  # swap in other perception weights (e.g. to drive a ground-truth-trained policy on predictions)
+            from drivestack.common.checkpoint import load_checkpoint
+
+            state = load_checkpoint(perception)
+            self.model.perception.load_state_dict(state["state_dict"])
+            self.source += f" + perception {perception}"
+        if threads:
+            torch.set_num_threads(threads)
+
+    @torch.no_grad()
+    def __call__(self, frame: np.ndarray, speed: float, command: int, target_point: np.ndarray) -> dict[str, np.ndarray]:
+        image = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).unsqueeze(0)
+        target = torch.as_tensor(np.asarray(target_point, np.float32).reshape(1, 2))
+        out = self.model(image, torch.tensor([speed], dtype=torch.float32), torch.tensor([command]), target)
+        return {k: v.numpy() for k, v in out.items()}
+
+
+class OnnxDriver:
+    """The fused ONNX graph in ONNX Runtime (see :mod:`perception.engine`)."""
+
+    def __init__(self, path: str | Path, engine_config=None):
+        from drivestack.planning.deploy.runtime import OnnxEngine
+
+        self.source = str(path)
+        self.engine = OnnxEngine(path, engine_config, expect={"kind": "fused", "inputs": INPUTS})
+        self.meta = self.engine.meta
+
+    def __call__(self, frame: np.ndarray, speed: float, command: int, target_point: np.ndarray) -> dict[str, np.ndarray]:
+        image = np.ascontiguousarray(frame.transpose(2, 0, 1))[None]
+        return self.engine({"image": image, "speed": np.array([speed], np.float32), "command": np.array([command], np.int64),
+                            "target_point": np.asarray(target_point, np.float32).reshape(1, 2)})  # fmt: skip
+
+
+def check_camera(meta: dict, sim_config: SimConfig, camera: str, source: str) -> None:
+    cams = {c.name: c for c in sim_config.cameras}
+    if camera not in cams:
+        raise ModelMismatchError(f"the agent needs camera '{camera}', the simulator config has {sorted(cams)}")
+    size = meta.get("image_size")
+    have = [cams[camera].height, cams[camera].width]
+    if size is not None and list(size) != have:
+        raise ModelMismatchError(f"{source} was trained on {size[0]}x{size[1]} (HxW) frames, but camera '{camera}' "
+                                 f"is {have[0]}x{have[1]} in the simulator config")  # fmt: skip
+
+
+def brake_probability(out: dict[str, np.ndarray]) -> float:
+    """The policy's brake output of the first sample, as a probability (the network gives a logit)."""
+    return 1.0 / (1.0 + float(np.exp(-float(out["brake"][0]))))
+
+
+def model_classes(meta: dict) -> ClassMap:
+    """The class map a driving model was trained with (the default one for models that do not say)."""
+    if "det_classes" not in meta:
+        return ClassMap()
+    return classes_from_meta(meta, "model meta")
+
+
+class PolicyAgent(Agent):
+    """The learned agent. With ``creep``, it drives off slowly after a long stop when perception sees no red
+    light and no obstacle ahead (:mod:`planning.creep`)."""
+
+    needs_cameras = True
+
+    def __init__(self, driver: TorchDriver | OnnxDriver, camera: str = "front", controller: ControllerConfig | None = None,
+                 brake_threshold: float = 0.5, creep: CreepConfig | None = None):  # fmt: skip
+        super().__init__()
+        self.driver, self.camera = driver, camera
+        self.controller_config = controller or ControllerConfig()
+        self.brake_threshold = brake_threshold
+        self.creep_config = creep
+        self.classes = model_classes(driver.meta)
+
+    def setup(self, sim_config: SimConfig) -> None:
+        check_camera(self.driver.meta, sim_config, self.camera, self.driver.source)
+        self.controller = WaypointController(self.controller_config, sim_config.dt)
+        self.creep = None
+        if self.creep_config is not None and self.creep_config.enabled:
+            camera = next(c for c in sim_config.cameras if c.name == self.camera)
+            self.creep = CreepMonitor(self.creep_config, camera, self.classes, sim_config.dt)
+        self.last: tuple[np.ndarray, dict[str, np.ndarray]] | None = None
+
+    def run_step(self, obs: Observation) -> VehicleControl:
+        t0 = time.perf_counter()
+        frame = obs.cameras[self.camera].rgb
+        out = self.driver(frame, obs.ego.speed, int(obs.command), obs.target_point)
+        self.last = (frame, out)
+        t1 = time.perf_counter()
+        path = out["path"][0].astype(np.float64)
+        brake = brake_probability(out)
+        target = 0.0 if brake > self.brake_threshold else min(float(out["target_speed"][0]), obs.speed_limit)
+        creeping = self.creep is not None and self.creep.update(obs.ego.speed, out["heatmap"], out["box"])
+        if creeping:
+            target = min(max(target, self.creep.config.speed), obs.speed_limit)
+        control = self.controller.control(path, target, obs.ego.speed)
+        t2 = time.perf_counter()
+        self.debug = AgentDebug(waypoints=path, target_speed=target, brake_probability=brake, creeping=creeping,
+                                timings_ms={"model": 1e3 * (t1 - t0), "control": 1e3 * (t2 - t1)})  # fmt: skip
+        return control
+
+    def perceived(self) -> np.ndarray | None:
+        """The last frame with the network's segmentation overlaid and its detections boxed."""
+        if self.last is None:
+            return None
+        frame, out = self.last
+        return postprocess(out)[0].plot(frame, self.classes)
+
+
+def make_driver(engine: str, model: str, onnx_model: str, engine_config=None, perception: str = "") -> TorchDriver | OnnxDriver:
+    """``engine``: torch (a driving-model checkpoint, optionally with other perception weights) or onnx (the fused graph)."""
+    if engine == "torch":
+        return TorchDriver(model, perception=perception or None)
+    if engine == "onnx":
+        return OnnxDriver(onnx_model, engine_config)
+    raise ValueError(f"engine must be torch or onnx, got '{engine}'")

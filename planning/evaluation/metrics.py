@@ -1,0 +1,158 @@
+"""Driving metrics as the CARLA leaderboard (1.0) defines them: route completion, infraction penalty as a
+product of coefficients, driving score = completion x penalty, plus infractions per km."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+from drivestack.sim.conventions import ActorKind
+from drivestack.sim.interface import Observation
+
+PENALTY = {
+    "collision_pedestrian": 0.50,
+    "collision_vehicle": 0.60,
+    "collision_static": 0.65,
+    "red_light": 0.70,
+    "stop_sign": 0.80,
+}
+COLLISION_KEY = {
+    ActorKind.PEDESTRIAN: "collision_pedestrian",
+    ActorKind.VEHICLE: "collision_vehicle",
+    ActorKind.STATIC: "collision_static",
+    ActorKind.TRAFFIC_LIGHT: "collision_static",
+}
+MIN_COLLISION_SPEED = 0.1  # m/s: contacts while (almost) standing still are not counted
+SAME_COLLISION_M = 5.0  # a contact this close to the last counted one is the same collision
+
+
+def infraction_penalty(counts: dict[str, int], outside_lanes_pct: float = 0.0) -> float:
+    """Product of the leaderboard coefficients, one factor per infraction, times (1 - pct outside lanes)."""
+    unknown = set(counts) - set(PENALTY)
+    if unknown:
+        raise ValueError(f"unknown infraction kinds {sorted(unknown)}; known: {sorted(PENALTY)}")
+    penalty = math.prod(PENALTY[k] ** n for k, n in counts.items())
+    return penalty * (1.0 - min(max(outside_lanes_pct, 0.0), 100.0) / 100.0)
+
+
+@dataclass
+class RouteResult:
+    name: str
+    route_length: float  # metres
+    completion: float  # route completion, percent
+    infractions: dict[str, int]
+    outside_lanes_pct: float  # percent of the distance driven outside route lanes
+    outcome: str  # completed | deviated | blocked | timeout
+    duration_s: float
+    distance_m: float
+
+    @property
+    def penalty(self) -> float:
+        return infraction_penalty(self.infractions, self.outside_lanes_pct)
+
+    @property
+    def driving_score(self) -> float:
+        return self.completion * self.penalty
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "penalty": self.penalty, "driving_score": self.driving_score}
+
+
+class RouteScorer:
+    """Folds the observations of one route into a :class:`RouteResult` (leaderboard rules)."""
+
+    def __init__(self, name: str, timeout_s: float | None = None):
+        self.name = name
+        self.timeout_s = timeout_s
+        self.infractions = {k: 0 for k in PENALTY}
+        self.distance = 0.0
+        self.outside = 0.0
+        self._seen_actors: set[int] = set()
+        self._last_collision: tuple[float, float] | None = None
+        self._last_xy: tuple[float, float] | None = None
+        self.obs: Observation | None = None
+
+    def update(self, obs: Observation) -> None:
+        x, y = obs.ego.pose.x, obs.ego.pose.y
+        step = math.hypot(x - self._last_xy[0], y - self._last_xy[1]) if self._last_xy else 0.0
+        self._last_xy = (x, y)
+        self.distance += step
+        e = obs.events
+        if e.off_road or e.lane_invasion:
+            self.outside += step
+        if e.red_light:
+            self.infractions["red_light"] += 1
+        for c in e.collisions:
+            if c.actor_id in self._seen_actors or abs(obs.ego.speed) < MIN_COLLISION_SPEED:
+                continue
+            if self._last_collision and math.hypot(x - self._last_collision[0], y - self._last_collision[1]) < SAME_COLLISION_M:
+                continue
+            self._seen_actors.add(c.actor_id)
+            self._last_collision = (x, y)
+            self.infractions[COLLISION_KEY[c.kind]] += 1
+        self.obs = obs
+
+    @property
+    def timed_out(self) -> bool:
+        return self.timeout_s is not None and self.obs is not None and self.obs.time >= self.timeout_s
+
+    @property
+    def done(self) -> bool:
+        return self.obs is not None and (self.obs.done or self.timed_out)
+
+    def result(self) -> RouteResult:
+        obs = self.obs
+        if obs is None:
+            raise RuntimeError(f"route {self.name}: no observation recorded")
+        e = obs.events
+        completion = 100.0 * min(obs.route_progress / max(obs.route_length, 1e-6), 1.0)
+        if e.route_completed or completion > 99.0:
+            completion = 100.0
+        outcome = "completed" if e.route_completed else "deviated" if e.route_deviation else "blocked" if e.blocked else "timeout"
+        return RouteResult(
+            name=self.name,
+            route_length=obs.route_length,
+            completion=completion,
+            infractions={k: v for k, v in self.infractions.items() if v},
+            outside_lanes_pct=100.0 * self.outside / max(self.distance, 1e-6),
+            outcome=outcome,
+            duration_s=obs.time,
+            distance_m=self.distance,
+        )
+
+
+def route_timeout(route_length: float) -> float:
+    """Leaderboard 1.0 route timeout: 0.8 s per metre plus 5 s."""
+    return 0.8 * route_length + 5.0
+
+
+@dataclass
+class Summary:
+    routes: int
+    driving_score: float
+    route_completion: float
+    infraction_penalty: float
+    infractions_per_km: dict[str, float] = field(default_factory=dict)
+    km_driven: float = 0.0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+
+def summarize(results: list[RouteResult]) -> Summary:
+    """Means over routes, as the leaderboard reports them, and infractions per km driven."""
+    if not results:
+        raise ValueError("no route results to summarize")
+    n = len(results)
+    km = sum(r.distance_m for r in results) / 1000.0
+    per_km = {k: sum(r.infractions.get(k, 0) for r in results) / max(km, 1e-9) for k in PENALTY}
+    outcomes: dict[str, int] = {}
+    for r in results:
+        outcomes[r.outcome] = outcomes.get(r.outcome, 0) + 1
+    return Summary(
+        routes=n,
+        driving_score=sum(r.driving_score for r in results) / n,
+        route_completion=sum(r.completion for r in results) / n,
+        infraction_penalty=sum(r.penalty for r in results) / n,
+        infractions_per_km=per_km,
+        km_driven=km,
+        outcomes=outcomes,
+    )

@@ -1,0 +1,163 @@
+"""Closed-loop evaluation: drive an agent over a route suite, score each route as the leaderboard does,
+write each route's record as soon as it ends (a crash keeps the finished ones; a re-run resumes),
+optionally with a drive video and a top-down map."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+from drivestack.common.config import load_config
+from drivestack.common.io import write_json_atomic
+from drivestack.planning.evaluation.metrics import RouteResult, RouteScorer, Summary, route_timeout, summarize
+from drivestack.sim.agent import Agent
+from drivestack.sim.interface import RouteSpec, make_simulator
+from drivestack.sim.settings import SimConfig
+from tqdm import tqdm
+
+
+@dataclass
+class SuiteRoute:
+    name: str
+    town: int | str  # embedded: town seed; CARLA: map name
+    seed: int  # episode seed: traffic, appearance and (without waypoints) the random route
+    length: float = 250.0  # metres of a random route
+    waypoints: list[tuple[float, float]] = field(default_factory=list)  # trip points; empty: random route
+    traffic: dict[str, float] = field(default_factory=dict)  # overrides of sim.traffic for this route
+
+
+@dataclass
+class RouteSuite:
+    name: str
+    routes: list[SuiteRoute]
+
+    def __post_init__(self) -> None:
+        names = [r.name for r in self.routes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"route names must be unique in suite '{self.name}'")
+
+
+def load_suite(path: str | Path) -> RouteSuite:
+    return load_config(RouteSuite, path)
+
+
+def route_sim_config(sim: SimConfig, route: SuiteRoute) -> SimConfig:
+    """``sim`` with the route's traffic overrides; an unknown traffic key is an error naming the route."""
+    unknown = set(route.traffic) - set(vars(sim.traffic))
+    if unknown:
+        raise ValueError(f"route '{route.name}': unknown traffic keys {sorted(unknown)}")
+    traffic = replace(sim.traffic, **{k: type(getattr(sim.traffic, k))(v) for k, v in route.traffic.items()})
+    return replace(sim, traffic=traffic)
+
+
+def drive_route(
+    agent: Agent,
+    sim_config: SimConfig,
+    route: SuiteRoute,
+    video: Path | None = None,
+    on_frame: Callable | None = None,
+    trace: Path | None = None,
+) -> RouteResult:
+    """Drive one route with ``agent``; render only when the agent needs cameras or a video is written.
+    With ``trace``, write the per-step trace (CSV and plot, :mod:`planning.trace`) there."""
+    from drivestack.planning.evaluation.trace import DriveTrace
+    from drivestack.sim.visualize import VideoWriter, render_frame
+
+    config = route_sim_config(sim_config, route)
+    render = getattr(agent, "needs_cameras", True) or video is not None
+    trail = []
+    with make_simulator(config) as sim, VideoWriter(video, fps=10) if video else _NoVideo() as writer:
+        obs = sim.reset(route.seed, RouteSpec(town=route.town, waypoints=route.waypoints, length=route.length, name=route.name))
+        agent.setup(config)
+        scorer = RouteScorer(route.name, timeout_s=route_timeout(obs.route_length))
+        steps = DriveTrace(config) if trace else None
+        try:
+            while not scorer.done:
+                control = agent(obs)
+                if steps:
+                    steps.record(obs, agent, control)
+                if video and obs.frame % 2 == 0 and obs.cameras:
+                    debug = agent.debug
+                    writer.write(render_frame(obs, waypoints=debug.waypoints, notes=["CREEP"] if debug.creeping else None,
+                                              predicted=agent.perceived()))  # fmt: skip
+                obs = sim.step(control, render=render)
+                scorer.update(obs)
+                trail.append((obs.ego.pose.x, obs.ego.pose.y))
+                if on_frame:
+                    on_frame()
+        finally:
+            agent.destroy()
+            if steps:
+                steps.write(trace)
+        if video and hasattr(sim, "route"):
+            top_down_map(sim, np.array(trail), video.with_suffix(".png"))
+    return scorer.result()
+
+
+class _NoVideo:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+def top_down_map(sim, trail: np.ndarray, path: Path, size: int = 900) -> None:
+    """Embedded simulator: the town map with the route (cyan) and the path driven (magenta)."""
+    scene = sim._scene
+    k = size / max(scene.rgb.shape[:2])
+    image = cv2.resize(scene.rgb, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
+    to_px = lambda p: ((np.asarray(p) - scene.origin) / scene.res * k).astype(np.int32)  # noqa: E731
+    cv2.polylines(image, [to_px(sim.route.points)], False, (0, 255, 255), 3, cv2.LINE_AA)
+    if len(trail) > 1:
+        cv2.polylines(image, [to_px(trail)], False, (255, 0, 255), 2, cv2.LINE_AA)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), image[:, :, ::-1])
+
+
+def run_suite(
+    make_agent: Callable[[], Agent],
+    suite: RouteSuite,
+    sim_config: SimConfig,
+    out: Path,
+    videos: bool = False,
+    only: list[str] | None = None,
+    traces: bool = False,
+) -> tuple[list[RouteResult], Summary]:
+    """Drive every route not yet recorded under ``out/routes``; return all records and their summary.
+    ``videos``: an MP4 and a map per route in ``out/videos``; ``traces``: a per-step CSV and plot in ``out/traces``."""
+    routes_dir = out / "routes"
+    routes_dir.mkdir(parents=True, exist_ok=True)
+    unknown = sorted(set(only or []) - {r.name for r in suite.routes})
+    if unknown:
+        raise ValueError(f"routes {unknown} are not in suite '{suite.name}' (has {[r.name for r in suite.routes]})")
+    routes = [r for r in suite.routes if not only or r.name in only]
+    todo = [r for r in routes if not _finished(routes_dir / f"{r.name}.json")]
+    bar = tqdm(total=len(routes), initial=len(routes) - len(todo), desc=f"drive {suite.name}", unit="route")
+    for route in todo:
+        record = routes_dir / f"{route.name}.json"
+        write_json_atomic(record, {"name": route.name, "status": "started"})
+        result = drive_route(make_agent(), sim_config, route, out / "videos" / f"{route.name}.mp4" if videos else None,
+                             trace=out / "traces" / f"{route.name}.csv" if traces else None)  # fmt: skip
+        write_json_atomic(record, {"status": "finished", **result.to_dict()})
+        bar.update()
+    bar.close()
+    results = [_load_result(routes_dir / f"{r.name}.json") for r in routes]
+    summary = summarize(results)
+    write_json_atomic(out / "summary.json", {"suite": suite.name, "summary": asdict(summary),
+                                             "routes": [r.to_dict() for r in results]})
+    return results, summary
+
+
+def _finished(path: Path) -> bool:
+    return path.exists() and json.loads(path.read_text()).get("status") == "finished"
+
+
+def _load_result(path: Path) -> RouteResult:
+    data = json.loads(path.read_text())
+    fields = RouteResult.__dataclass_fields__
+    return RouteResult(**{k: v for k, v in data.items() if k in fields})
