@@ -1,7 +1,7 @@
 """DAgger data: the learned agent drives random routes while the privileged expert labels every state it visits.
 
 The recorder (:mod:`sim.recorder`) runs the episodes, so the dataset format, resume by deterministic replay,
-workers and progress bars are those of ``collect``; :class:`LearnerDrives` is its driver hook. ``control`` is
+workers and progress bars are those of ``collect``; the learned agent is its driver. ``control`` is
 what was applied (the learner's, or the expert's in the 1 s blocks drawn with probability ``beta``),
 ``expert_control`` and ``expert_target_speed`` are the expert's labels. The manifest stores this config, so
 the learner that made a dataset is known and resuming it with another one is refused.
@@ -10,20 +10,17 @@ the learner that made a dataset is known and resuming it with another one is ref
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import torch
 from drivestack.common.config import to_dict
+from drivestack.planning.agents.expert import ExpertAgent
 from drivestack.planning.agents.learned import PolicyAgent, make_driver
 from drivestack.planning.deploy.runtime import EngineConfig
-from drivestack.sim.interface import Observation, VehicleControl
-from drivestack.sim.record.dataset_io import MANIFEST_NAME, DatasetError, EpisodeEntry, load_manifest
+from drivestack.sim.record.dataset_io import MANIFEST_NAME, DatasetError, load_manifest
 from drivestack.sim.record.recorder import CollectConfig, CollectResult, NoiseConfig, collect
-from drivestack.sim.settings import SimConfig
-
-MIX_STREAM = 1  # mixes the episode's noise seed into the seed of the beta draws (another stream than the noise)
 
 
 @dataclass
@@ -49,37 +46,13 @@ class DaggerConfig(CollectConfig):
             raise ValueError(f"threads must be >= 0, got {self.threads}")
 
 
-class LearnerDrives:
-    """The recorder's driver for DAgger: the learned agent's control, or the expert's label in the 1 s blocks
-    drawn for the expert (probability ``beta``, seeded per episode)."""
-
-    needs_cameras = True
-
-    def __init__(self, agent: PolicyAgent, sim_config: SimConfig, beta: float) -> None:
-        self.agent, self.sim_config, self.beta = agent, sim_config, beta
-        self._block = max(1, round(1.0 / sim_config.dt))  # steps per 1 s block
-
-    def reset(self, entry: EpisodeEntry) -> None:
-        self.agent.setup(self.sim_config)  # a fresh controller per episode
-        self._rng = np.random.default_rng([entry.noise_seed, MIX_STREAM])
-        self._step = 0
-        self._expert = False
-
-    def __call__(self, obs: Observation, label: VehicleControl) -> VehicleControl:
-        control = self.agent.run_step(obs)  # every step, so the agent's controller state follows the drive
-        if self._step % self._block == 0:
-            self._expert = bool(self._rng.random() < self.beta)
-        self._step += 1
-        return label if self._expert else control
-
-
-def make_learner(config: DaggerConfig) -> LearnerDrives:
+def make_learner(config: DaggerConfig) -> PolicyAgent:
     """The learned agent of ``config``, checked against the camera (each worker process builds its own)."""
     if config.threads:
         torch.set_num_threads(config.threads)
     agent = PolicyAgent(make_driver(config.engine, config.model, config.onnx_model, config.engine_config), config.camera)
     agent.setup(config.sim)  # refuses a model that does not fit the camera before any episode starts
-    return LearnerDrives(agent, config.sim, config.beta)
+    return agent
 
 
 def learner_of(settings: dict) -> str:
@@ -104,4 +77,4 @@ def dagger(config: DaggerConfig) -> CollectResult:
     """Record (or resume) every DAgger episode of ``config``."""
     check_learner(config)
     make_learner(config)  # a model that cannot drive is an error here, not in every episode
-    return collect(config, make_driver=make_learner)
+    return collect(config, ExpertAgent, make_driver=partial(make_learner, config), beta=config.beta)

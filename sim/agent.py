@@ -1,5 +1,7 @@
-"""The agent contract, the same on every simulator backend (as the CARLA leaderboard's AutonomousAgent):
-``setup`` once, ``run_step`` every frame, ``destroy`` at the end; ``__call__`` times each step."""
+"""The agent contract, the same on every simulator backend and for every agent, the privileged expert and
+the learned one (as the CARLA leaderboard's AutonomousAgent): ``setup`` at the start of each route or
+episode, ``sensors`` to say which cameras it reads, ``run_step`` every frame, ``destroy`` at the end;
+``__call__`` times each step. The route runner, the recorder and DAgger all drive agents through it."""
 
 from __future__ import annotations
 
@@ -31,7 +33,12 @@ class Agent(ABC):
         self.step_ms: list[float] = []
 
     def setup(self, sim_config: SimConfig) -> None:
-        """Called once per route, before the first step."""
+        """Called at the start of every route or episode, before its first step: (re)sets all state."""
+
+    def sensors(self) -> list[str]:
+        """The cameras the agent reads; empty for an agent that reads only ground truth, whose frames need
+        not be rendered."""
+        return []
 
     @abstractmethod
     def run_step(self, obs: Observation) -> VehicleControl:
@@ -48,20 +55,4 @@ class Agent(ABC):
         start = time.perf_counter()
         control = self.run_step(obs)
         self.step_ms.append(1000.0 * (time.perf_counter() - start))
-        return control
-
-
-class ExpertAgent(Agent):
-    """The privileged expert behind the agent contract (the reference every learned agent is compared to)."""
-
-    needs_cameras = False
-
-    def setup(self, sim_config: SimConfig) -> None:
-        from drivestack.planning.agents.expert import ExpertDriver
-
-        self.expert = ExpertDriver(sim_config)
-
-    def run_step(self, obs: Observation) -> VehicleControl:
-        control = self.expert.run_step(obs)
-        self.debug = AgentDebug(target_speed=self.expert.target_speed)
         return control

@@ -173,16 +173,3 @@ class Simulator(ABC):
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def make_simulator(config) -> Simulator:
-    """Create the backend named in ``config.backend``."""
-    if config.backend == "embedded":
-        from drivestack.sim.embedded.backend import EmbeddedSimulator
-
-        return EmbeddedSimulator(config)
-    if config.backend == "carla":
-        from drivestack.sim.carla.backend import CarlaSimulator
-
-        return CarlaSimulator(config)
-    raise ValueError(f"unknown simulator backend '{config.backend}' (embedded, carla)")

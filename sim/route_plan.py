@@ -11,9 +11,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from drivestack.sim.conventions import RoadOption
 from drivestack.sim.geometry import to_local
 
 PLAN_SPACING_M = 50.0  # the leaderboard's sample_factor: at most this far between two plan points
+ANNOUNCE_M = 15.0  # a junction's command is given this far before the junction
 TARGET_MIN_AHEAD_M = 7.5  # a plan point closer than this along the route is passed (TransFuser's min_distance)
 
 
@@ -37,3 +39,15 @@ def target_point(points: np.ndarray, s: np.ndarray, plan: np.ndarray, progress: 
     ahead = plan[s[plan] > progress + min_ahead]
     index = ahead[0] if len(ahead) else plan[-1]
     return to_local(points[index : index + 1], x, y, math.radians(yaw_deg))[0].astype(np.float32)
+
+
+def announce_junctions(cmds: np.ndarray, step: float = 1.0) -> None:
+    """Give each junction's LEFT/RIGHT/STRAIGHT to the lane-follow points up to ANNOUNCE_M before it
+    (``cmds`` are route points ``step`` metres apart); both backends label routes this way."""
+    turns = (RoadOption.LEFT, RoadOption.RIGHT, RoadOption.STRAIGHT)
+    for k in range(1, len(cmds)):
+        if cmds[k] in turns and cmds[k - 1] not in turns:
+            j = k - 1
+            while j >= 0 and (k - j) * step <= ANNOUNCE_M and cmds[j] == RoadOption.LANEFOLLOW:
+                cmds[j] = cmds[k]
+                j -= 1

@@ -13,6 +13,7 @@ from drivestack.perception.classes import ClassMap
 from drivestack.perception.config import PerceptionConfig
 from drivestack.perception.data.dataset import DataConfig
 from drivestack.perception.models.multitask import ModelConfig
+from drivestack.planning.agents.expert import ExpertAgent
 from drivestack.sim.record.recorder import CollectConfig, collect
 from drivestack.sim.settings import CameraConfig, SimConfig, TownConfig, TrafficConfig
 
@@ -35,7 +36,7 @@ def recorded_dataset() -> Path:
                     traffic=TrafficConfig(vehicles=8, pedestrians=8), route_length=150.0)  # fmt: skip
     config = CollectConfig(out=str(out), town_seeds=TOWNS, routes_per_town=1, max_frames=30, save_every=5, workers=1,
                            progress=False, sim=sim)  # fmt: skip
-    result = collect(config)
+    result = collect(config, ExpertAgent)
     assert not result.incomplete, result.failed
     return out
 

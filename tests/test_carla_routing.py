@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from drivestack.sim.carla.routing import Route, RoutePlanner, Segment, resample, topology_segments
 from drivestack.sim.conventions import RoadOption
-from drivestack.sim.embedded.route import ANNOUNCE_M
+from drivestack.sim.route_plan import ANNOUNCE_M
 
 STEP = 2.0
 

@@ -16,19 +16,18 @@ from drivestack.common.config import load_config, read_yaml, to_dict
 from drivestack.perception.classes import ClassMap
 from drivestack.perception.data.dataset import DrivingDataset
 from drivestack.planning.agents.learned import PolicyAgent, TorchDriver
-from drivestack.planning.dagger import DaggerConfig, LearnerDrives, dagger
+from drivestack.planning.dagger import DaggerConfig, dagger
 from drivestack.planning.policy.driving_model import DrivingModelConfig, build_policy_training
 from drivestack.planning.policy.model import PolicyConfig
-from drivestack.sim.interface import RouteSpec, VehicleControl
+from drivestack.sim.interface import RouteSpec
 from drivestack.sim.record.dataset_io import (
     DatasetError,
-    EpisodeEntry,
     load_manifest,
     measurement_line,
     read_measurements,
     validate_dataset,
 )
-from drivestack.sim.record.recorder import measurement_record, plan_episodes
+from drivestack.sim.record.recorder import ExpertBlocks, measurement_record, plan_episodes
 from drivestack.sim.settings import CameraConfig, SimConfig, TownConfig, TrafficConfig
 
 from tests.perception_helpers import HEIGHT, WIDTH, recorded_dataset, tiny_config, tiny_model_config
@@ -73,7 +72,7 @@ def records(config: DaggerConfig) -> list[dict]:
 
 
 def test_learner_drives_and_expert_labels_every_frame(reference, models):
-    from drivestack.planning.agents.expert import ExpertDriver
+    from drivestack.planning.agents.expert import ExpertAgent
     from drivestack.sim.embedded.backend import EmbeddedSimulator
 
     assert validate_dataset(reference.out) == []
@@ -82,7 +81,8 @@ def test_learner_drives_and_expert_labels_every_frame(reference, models):
     assert len(DrivingDataset(reference.out, [0], ClassMap())) == len(stored) == 20
     # Drive again by hand: every stored record is the expert's label and the learner's applied control.
     entry = plan_episodes(reference)[0]
-    expert, agent = ExpertDriver(reference.sim), PolicyAgent(TorchDriver(models / "driving.pt"))
+    expert, agent = ExpertAgent(), PolicyAgent(TorchDriver(models / "driving.pt"))
+    expert.setup(reference.sim)
     agent.setup(reference.sim)
     with EmbeddedSimulator(reference.sim) as sim:
         obs = sim.reset(entry.route_seed, RouteSpec(town=entry.town_seed, length=reference.route_length, name=entry.name))
@@ -99,21 +99,10 @@ def test_beta_one_applies_the_expert(tmp_path, models):
     assert all(r["control"] == r["expert_control"] for r in records(config))
 
 
-class ConstantAgent:
-    """Stands in for PolicyAgent: always steers fully left."""
-
-    def setup(self, sim_config: SimConfig) -> None:
-        pass
-
-    def run_step(self, obs) -> VehicleControl:
-        return VehicleControl(steer=-1.0)
-
-
 def test_beta_is_drawn_per_second_and_seeded():
     def sources(seed: int) -> np.ndarray:
-        driver = LearnerDrives(ConstantAgent(), SimConfig(dt=0.05), beta=0.5)
-        driver.reset(EpisodeEntry("town000_route0000", 0, 0, seed))
-        return np.array([driver(None, VehicleControl(steer=1.0)).steer > 0 for _ in range(400)])
+        blocks = ExpertBlocks(beta=0.5, dt=0.05, seed=seed)
+        return np.array([blocks.expert_drives() for _ in range(400)])
 
     expert = sources(7)
     blocks = expert.reshape(20, 20)  # 20 steps of 0.05 s per block

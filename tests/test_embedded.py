@@ -3,7 +3,7 @@
 import math
 
 import numpy as np
-from drivestack.planning.agents.expert import ExpertDriver
+from drivestack.planning.agents.expert import ExpertAgent
 from drivestack.sim.camera import project
 from drivestack.sim.conventions import ActorKind, RoadOption, Tag, TrafficLightState
 from drivestack.sim.embedded.backend import EmbeddedSimulator
@@ -24,7 +24,8 @@ def test_same_seed_and_controls_give_identical_frames(sim_config):
     frames = []
     for _ in range(2):
         with EmbeddedSimulator(sim_config) as sim:
-            expert = ExpertDriver(sim_config)
+            expert = ExpertAgent()
+            expert.setup(sim_config)
             obs = drive(sim, expert, sim.reset(seed=5, route=RouteSpec(town=2, length=150)), 40)
             cam = obs.cameras["front"]
             frames.append((cam.rgb.tobytes(), cam.semantic.tobytes(), cam.depth.tobytes(), cam.instance.tobytes(),
@@ -54,7 +55,8 @@ def test_observation_shapes_and_types(embedded, sim_config):
 def _frames_with_boxes(sim, config, seeds, steps=60):
     for seed in seeds:
         obs = sim.reset(seed=seed, route=RouteSpec(town=seed % 3, length=150))
-        expert = ExpertDriver(config)
+        expert = ExpertAgent()
+        expert.setup(config)
         for _ in range(steps):
             obs = sim.step(expert.run_step(obs))
             cam = obs.cameras["front"]
@@ -132,7 +134,8 @@ def _place_npc_ahead(sim, distance):
 
 
 def _ram(sim, obs, steps=200):
-    expert = ExpertDriver(sim.config)
+    expert = ExpertAgent()
+    expert.setup(sim.config)
     for _ in range(steps):
         steer = expert.run_step(obs).steer
         obs = sim.step(VehicleControl(throttle=0.7, steer=steer), render=False)
@@ -188,7 +191,8 @@ def test_running_a_red_light_is_reported_and_stopping_is_not():
     with EmbeddedSimulator(config) as sim:
         for seed in range(20):
             obs = sim.reset(seed=seed, route=RouteSpec(town=0, length=150))
-            expert = ExpertDriver(config)
+            expert = ExpertAgent()
+            expert.setup(config)
             waited = False
             for _ in range(600):
                 obs = sim.step(expert.run_step(obs), render=False)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from drivestack.cli.collect import run as run_tool
 from drivestack.common.config import load_config, read_yaml, to_dict
+from drivestack.sim.agent import Agent
 from drivestack.sim.camera import Pose
 from drivestack.sim.conventions import ActorKind, RoadOption, Tag, TrafficLightState
 from drivestack.sim.interface import (
@@ -116,13 +117,10 @@ class FakeSimulator(Simulator):
         )
 
 
-class FakeExpert:
+class FakeExpert(Agent):
     """Deterministic, stateful expert using privileged fields only."""
 
-    def __init__(self, sim_config: SimConfig) -> None:
-        self._calls = 0
-
-    def reset(self) -> None:
+    def setup(self, sim_config: SimConfig) -> None:
         self._calls = 0
 
     def run_step(self, obs: Observation) -> VehicleControl:
@@ -394,9 +392,8 @@ class CrashingSimulator(Simulator):
 
 
 def test_embedded_simulator_and_expert_resume_exactly(tmp_path):
-    pytest.importorskip("drivestack.sim.embedded.backend", reason="sim.embedded is not written yet")
-    pytest.importorskip("drivestack.planning.agents.expert", reason="sim.expert is not written yet")
-    from drivestack.sim.interface import make_simulator
+    from drivestack.planning.agents.expert import ExpertAgent
+    from drivestack.sim import make_simulator
 
     sim = SimConfig(cameras=[CameraConfig("front", 32, 16)], town=TownConfig(grid=3),
                     traffic=TrafficConfig(vehicles=4, pedestrians=4))
@@ -405,7 +402,7 @@ def test_embedded_simulator_and_expert_resume_exactly(tmp_path):
     assert validate_dataset(config.out) == []
 
     resumed = small_config(tmp_path / "resumed", town_seeds=[0], routes_per_town=1, max_frames=25, sim=sim)
-    result = collect(resumed, make_sim=lambda c: CrashingSimulator(make_simulator(c), 12))
+    result = collect(resumed, ExpertAgent, make_sim=lambda c: CrashingSimulator(make_simulator(c), 12))
     assert result.failed
     assert run_tool(resumed) == 0
     assert snapshot(Path(resumed.out)) == snapshot(Path(config.out))

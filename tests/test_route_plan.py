@@ -31,11 +31,13 @@ def test_target_point_is_the_first_plan_point_past_the_minimum_in_the_ego_frame(
 
 
 def test_embedded_observations_carry_the_target_point_on_the_route(embedded):
-    from drivestack.planning.agents.expert import ExpertDriver
+    from drivestack.planning.agents.expert import ExpertAgent
     from drivestack.sim.interface import RouteSpec
     from drivestack.sim.route_plan import TARGET_MIN_AHEAD_M
 
-    expert = ExpertDriver(embedded.config)
+    expert = ExpertAgent()
+
+    expert.setup(embedded.config)
     obs = embedded.reset(3, RouteSpec(town=0, length=150))
     route, plan = embedded.route, embedded.route_plan
     for _ in range(40):

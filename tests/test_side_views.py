@@ -16,6 +16,7 @@ from drivestack.cli.train_policy import FrameUnion, PolicyBatches, PolicyTrainCo
 from drivestack.common.checkpoint import save_checkpoint
 from drivestack.perception.classes import ClassMap
 from drivestack.perception.data.dataset import DataConfig, DrivingDataset, ViewShift, displace_policy
+from drivestack.planning.agents.expert import ExpertAgent
 from drivestack.planning.policy.driving_model import DrivingModel, DrivingModelConfig
 from drivestack.planning.policy.input_cache import build_input_cache
 from drivestack.planning.policy.model import DrivingPolicy, PolicyConfig
@@ -38,7 +39,7 @@ def two_camera_dataset() -> Path:
     sim = SimConfig(cameras=cameras, town=TownConfig(grid=3), traffic=TrafficConfig(vehicles=4, pedestrians=4), route_length=150.0)
     config = CollectConfig(out=str(out), town_seeds=[0], routes_per_town=1, max_frames=30, save_every=5, workers=1,
                            progress=False, sim=sim)  # fmt: skip
-    assert not collect(config).incomplete
+    assert not collect(config, ExpertAgent).incomplete
     return out
 
 

@@ -3,8 +3,8 @@
 import csv
 import math
 
+from drivestack.planning.agents.expert import ExpertAgent
 from drivestack.planning.evaluation.suite import SuiteRoute, drive_route
-from drivestack.sim.agent import ExpertAgent
 from drivestack.sim.conventions import TrafficLightState
 
 

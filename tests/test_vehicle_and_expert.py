@@ -60,14 +60,15 @@ def test_controller_tracks_straight_and_curve(curvature):
 
 
 def test_expert_completes_routes_without_infractions(sim_config):
-    from drivestack.planning.agents.expert import ExpertDriver
+    from drivestack.planning.agents.expert import ExpertAgent
     from drivestack.planning.evaluation.metrics import RouteScorer, route_timeout
     from drivestack.sim.embedded.backend import EmbeddedSimulator
 
     with EmbeddedSimulator(sim_config) as sim:
         for seed in range(3):
             obs = sim.reset(seed, RouteSpec(town=10 + seed, length=150))
-            expert = ExpertDriver(sim_config)
+            expert = ExpertAgent()
+            expert.setup(sim_config)
             scorer = RouteScorer(f"r{seed}", timeout_s=route_timeout(obs.route_length))
             while not scorer.done:
                 obs = sim.step(expert.run_step(obs), render=False)

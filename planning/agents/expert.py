@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from drivestack.planning.control import ControllerConfig, WaypointController
+from drivestack.sim.agent import Agent, AgentDebug
 from drivestack.sim.conventions import ActorKind, TrafficLightState
 from drivestack.sim.interface import Observation, VehicleControl
 from drivestack.sim.settings import SimConfig
@@ -28,20 +29,17 @@ class ExpertConfig:
     controller: ControllerConfig = field(default_factory=ControllerConfig)
 
 
-class ExpertDriver:
-    """Rule-based privileged driver; deterministic."""
+class ExpertAgent(Agent):
+    """Rule-based privileged driver; deterministic. ``target_speed`` is its last speed label."""
 
-    def __init__(self, sim_config: SimConfig, config: ExpertConfig | None = None):
-        self.sim_config = sim_config
+    def __init__(self, config: ExpertConfig | None = None) -> None:
+        super().__init__()
         self.config = config or ExpertConfig()
+
+    def setup(self, sim_config: SimConfig) -> None:
         self.controller = WaypointController(self.config.controller, sim_config.dt)
         self.target_speed = 0.0
         self._go_on_yellow: dict[int, bool] = {}  # decided once per light, when it is first seen yellow
-
-    def reset(self) -> None:
-        self.controller.reset()
-        self.target_speed = 0.0
-        self._go_on_yellow.clear()
 
     def run_step(self, obs: Observation) -> VehicleControl:
         speed = obs.ego.speed
@@ -49,6 +47,7 @@ class ExpertDriver:
         target = min(target, self._light_speed(obs, speed))
         target = min(target, self._obstacle_speed(obs))
         self.target_speed = target
+        self.debug = AgentDebug(target_speed=target)
         return self.controller.control(obs.route, target, speed)
 
     def _stop_speed(self, distance: float, decel: float | None = None) -> float:

@@ -105,8 +105,6 @@ class PolicyAgent(Agent):
     """The learned agent. With ``creep``, it drives off slowly after a long stop when perception sees no red
     light and no obstacle ahead (:mod:`planning.creep`)."""
 
-    needs_cameras = True
-
     def __init__(self, driver: TorchDriver | OnnxDriver, camera: str = "front", controller: ControllerConfig | None = None,
                  brake_threshold: float = 0.5, creep: CreepConfig | None = None):  # fmt: skip
         super().__init__()
@@ -115,6 +113,9 @@ class PolicyAgent(Agent):
         self.brake_threshold = brake_threshold
         self.creep_config = creep
         self.classes = model_classes(driver.meta)
+
+    def sensors(self) -> list[str]:
+        return [self.camera]
 
     def setup(self, sim_config: SimConfig) -> None:
         check_camera(self.driver.meta, sim_config, self.camera, self.driver.source)

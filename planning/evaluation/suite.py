@@ -14,8 +14,9 @@ import numpy as np
 from drivestack.common.config import load_config
 from drivestack.common.io import write_json_atomic
 from drivestack.planning.evaluation.metrics import RouteResult, RouteScorer, Summary, route_timeout, summarize
+from drivestack.sim import make_simulator
 from drivestack.sim.agent import Agent
-from drivestack.sim.interface import RouteSpec, make_simulator
+from drivestack.sim.interface import RouteSpec
 from drivestack.sim.settings import SimConfig
 from tqdm import tqdm
 
@@ -68,7 +69,7 @@ def drive_route(
     from drivestack.sim.visualize import VideoWriter, render_frame
 
     config = route_sim_config(sim_config, route)
-    render = getattr(agent, "needs_cameras", True) or video is not None
+    render = bool(agent.sensors()) or video is not None
     trail = []
     with make_simulator(config) as sim, VideoWriter(video, fps=10) if video else _NoVideo() as writer:
         obs = sim.reset(route.seed, RouteSpec(town=route.town, waypoints=route.waypoints, length=route.length, name=route.name))

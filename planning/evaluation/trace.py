@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
-from drivestack.planning.agents.expert import ExpertDriver
+from drivestack.planning.agents.expert import ExpertAgent
 from drivestack.sim.agent import Agent
 from drivestack.sim.conventions import TrafficLightState
 from drivestack.sim.interface import Observation, VehicleControl
@@ -43,7 +43,8 @@ class DriveTrace:
     """Collects one :class:`TraceRow` per step; an expert of its own labels each observation."""
 
     def __init__(self, sim_config: SimConfig) -> None:
-        self.expert = ExpertDriver(sim_config)
+        self.expert = ExpertAgent()
+        self.expert.setup(sim_config)
         self.rows: list[TraceRow] = []
 
     def record(self, obs: Observation, agent: Agent, control: VehicleControl) -> None:

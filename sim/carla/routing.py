@@ -18,7 +18,7 @@ import carla
 import networkx as nx
 import numpy as np
 from drivestack.sim.conventions import RoadOption
-from drivestack.sim.embedded.route import announce_junctions
+from drivestack.sim.route_plan import announce_junctions
 
 LaneKey = tuple[int, int, int]  # (road_id, section_id, lane_id)
 

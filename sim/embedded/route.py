@@ -11,8 +11,8 @@ import networkx as nx
 import numpy as np
 from drivestack.sim.conventions import RoadOption
 from drivestack.sim.embedded.town import Lane, Town
+from drivestack.sim.route_plan import announce_junctions
 
-ANNOUNCE_M = 15.0  # a junction's command is given this far before the junction
 LANE_CHANGE_M = 15.0
 
 
@@ -146,15 +146,3 @@ def _lane_change_points(town: Town, lanes: list[Lane], s: float) -> tuple[np.nda
     option = RoadOption.CHANGELANELEFT if last.index < first.index else RoadOption.CHANGELANERIGHT
     cmd = np.where((t > 0) & (t < 1), option, RoadOption.LANEFOLLOW)
     return pts, cmd
-
-
-def announce_junctions(cmds: np.ndarray, step: float = 1.0) -> None:
-    """Give each junction's LEFT/RIGHT/STRAIGHT to the lane-follow points up to ANNOUNCE_M before it
-    (``cmds`` are route points ``step`` metres apart); both backends label routes this way."""
-    turns = (RoadOption.LEFT, RoadOption.RIGHT, RoadOption.STRAIGHT)
-    for k in range(1, len(cmds)):
-        if cmds[k] in turns and cmds[k - 1] not in turns:
-            j = k - 1
-            while j >= 0 and (k - j) * step <= ANNOUNCE_M and cmds[j] == RoadOption.LANEFOLLOW:
-                cmds[j] = cmds[k]
-                j -= 1

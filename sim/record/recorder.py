@@ -20,13 +20,15 @@ import signal
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal, Protocol
+from typing import Any, Callable, Iterable, Literal
 
 import numpy as np
 import tqdm
 from drivestack.common.config import to_dict
 from drivestack.common.io import software_version, write_atomic, write_json_atomic
-from drivestack.sim.interface import Box2D, CameraFrame, Observation, RouteSpec, Simulator, VehicleControl, make_simulator
+from drivestack.sim import make_simulator
+from drivestack.sim.agent import Agent
+from drivestack.sim.interface import Box2D, CameraFrame, Observation, RouteSpec, Simulator, VehicleControl
 from drivestack.sim.record.dataset_io import (
     EPISODE_INFO_NAME,
     FORMAT_VERSION,
@@ -110,47 +112,24 @@ class CollectConfig:
             raise ValueError(f"jpeg_quality must be in 0..100, got {self.jpeg_quality}")
 
 
-class Expert(Protocol):
-    """What the recorder needs of an expert: ``sim.expert.ExpertDriver`` fits."""
-
-    def reset(self) -> None: ...
-
-    def run_step(self, obs: Observation) -> VehicleControl: ...
+MIX_STREAM = 1  # mixes the episode's noise seed into the seed of the expert-block draws (another stream than the noise)
 
 
-def make_expert(sim_config: SimConfig) -> Expert:
-    """The project's privileged expert driver."""
-    from drivestack.planning.agents.expert import ExpertDriver
+class ExpertBlocks:
+    """Whether the expert's label is applied instead of the driver's control, drawn for each 1 s block with
+    probability ``beta`` (DAgger's beta), seeded per episode."""
 
-    return ExpertDriver(sim_config)
+    def __init__(self, beta: float, dt: float, seed: int) -> None:
+        self.beta, self.block = beta, max(1, round(1.0 / dt))  # steps per 1 s block
+        self._rng = np.random.default_rng([seed, MIX_STREAM])
+        self._step, self._expert = 0, False
 
-
-class Driver(Protocol):
-    """Who drives while the expert labels: the control to apply (before steering noise) from the observation
-    and the expert's label."""
-
-    needs_cameras: bool  # True: every frame is rendered, replays included (the driver reads the images)
-
-    def reset(self, entry: EpisodeEntry) -> None: ...
-
-    def __call__(self, obs: Observation, label: VehicleControl) -> VehicleControl: ...
-
-
-class ExpertDrives:
-    """The default driver (``collect``): the expert's own control."""
-
-    needs_cameras = False
-
-    def reset(self, entry: EpisodeEntry) -> None:
-        pass
-
-    def __call__(self, obs: Observation, label: VehicleControl) -> VehicleControl:
-        return label
-
-
-def expert_drives(config: CollectConfig) -> Driver:
-    """``make_driver`` of a plain collection."""
-    return ExpertDrives()
+    def expert_drives(self) -> bool:
+        """Call once per step."""
+        if self._step % self.block == 0:
+            self._expert = bool(self._rng.random() < self.beta)
+        self._step += 1
+        return self._expert
 
 
 @dataclass
@@ -397,34 +376,39 @@ def _check_replay(record: dict, kept: dict | None, episode_dir: Path) -> None:
 
 def record_episode(
     sim: Simulator,
-    expert: Expert,
+    expert: Agent,
     entry: EpisodeEntry,
     config: CollectConfig,
     on_step: Callable[[], None] = lambda: None,
     stop: Callable[[], bool] = lambda: False,
-    driver: Driver | None = None,
+    driver: Agent | None = None,
+    beta: float = 0.0,
 ) -> EpisodeEntry | None:
     """Record (or resume) one episode; returns its completed entry, or None if ``stop()`` turned true.
 
-    ``driver`` picks the applied control (default: the expert's); the steering noise is added to it.
+    ``expert`` labels every frame. ``driver`` drives (default: the expert), except in the 1 s blocks drawn
+    for the expert with probability ``beta``; the steering noise is added to the applied control.
     """
     episode_dir = Path(config.out) / entry.name
     fmt = dataset_format(config)
     kept = {r["frame"]: r for r in recover_episode(episode_dir, fmt)}
     last_kept = max(kept, default=-1)
     noise = SteerNoise(config.noise, entry.noise_seed, sim.dt)
-    driver = driver or ExpertDrives()
-    driver.reset(entry)
-    expert.reset()
+    expert.setup(config.sim)
+    if driver is not None:
+        driver.setup(config.sim)  # a fresh controller per episode
+    blocks = ExpertBlocks(beta, sim.dt, entry.noise_seed)
+    render_all = driver is not None and bool(driver.sensors())  # replays too: the driver reads the images
     obs = sim.reset(seed=entry.route_seed, route=RouteSpec(town=entry.town_seed, length=config.route_length,
                                                            name=entry.name))  # fmt: skip
     saved = len(kept)
     with EpisodeWriter(episode_dir, fmt, config.jpeg_quality) as writer:
         for frame in itertools.count():
             label = expert.run_step(obs)
-            applied = noise.apply(driver(obs, label))
+            control = label if driver is None else driver.run_step(obs)  # every step: its controller follows the drive
+            applied = noise.apply(label if blocks.expert_drives() else control)
             if frame % config.save_every == 0:
-                record = measurement_record(frame, obs, applied, label, getattr(expert, "target_speed", None))
+                record = measurement_record(frame, obs, applied, label, expert.debug.target_speed)
                 if frame <= last_kept:
                     _check_replay(record, kept.get(frame), episode_dir)
                 else:
@@ -436,7 +420,7 @@ def record_episode(
                 break
             if stop():
                 return None
-            render = driver.needs_cameras or ((frame + 1) % config.save_every == 0 and frame + 1 > last_kept)
+            render = render_all or ((frame + 1) % config.save_every == 0 and frame + 1 > last_kept)
             obs = sim.step(applied, render=render)
     if frame < last_kept:
         raise RecorderError(f"{episode_dir}: the replay ended at frame {frame}, before the kept frame {last_kept}")
@@ -448,17 +432,18 @@ def record_episode(
 # ---------------------------------------------------------------- many episodes
 
 Report = Callable[[tuple], None]  # called with ("step",), ("done", entry) or ("failed", name, traceback)
-MakeDriver = Callable[[CollectConfig], Driver]  # called once per process
+MakeAgent = Callable[[], Agent]  # called once per process
 
 
 def _run_episodes(
     config: CollectConfig,
     entries: Iterable[EpisodeEntry],
     make_sim: Callable[[SimConfig], Simulator],
-    make_expert: Callable[[SimConfig], Expert],
+    make_expert: MakeAgent,
     report: Report,
     stop: Callable[[], bool],
-    make_driver: MakeDriver = expert_drives,
+    make_driver: MakeAgent | None = None,
+    beta: float = 0.0,
 ) -> None:
     """Record episodes one after the other; a failed episode is reported and its simulator recreated."""
     sim = driver = None
@@ -468,9 +453,10 @@ def _run_episodes(
                 return
             try:
                 if sim is None:
-                    sim, expert = make_sim(config.sim), make_expert(config.sim)
-                driver = driver or make_driver(config)
-                done = record_episode(sim, expert, entry, config, lambda: report(("step",)), stop, driver)
+                    sim, expert = make_sim(config.sim), make_expert()
+                if make_driver is not None and driver is None:
+                    driver = make_driver()
+                done = record_episode(sim, expert, entry, config, lambda: report(("step",)), stop, driver, beta)
             except Exception:
                 report(("failed", entry.name, traceback.format_exc()))
                 if sim is not None:
@@ -484,11 +470,11 @@ def _run_episodes(
             sim.close()
 
 
-def _worker(index, config, tasks, events, stop_event, make_sim, make_expert, make_driver) -> None:
+def _worker(index, config, tasks, events, stop_event, make_sim, make_expert, make_driver, beta) -> None:
     """Worker process: episodes from ``tasks`` until None; Ctrl-C is left to the parent (``stop_event``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        _run_episodes(config, iter(tasks.get, None), make_sim, make_expert, events.put, stop_event.is_set, make_driver)
+        _run_episodes(config, iter(tasks.get, None), make_sim, make_expert, events.put, stop_event.is_set, make_driver, beta)
     finally:
         events.put(("exit", index))
 
@@ -577,8 +563,9 @@ def _run_in_workers(
     todo: list[EpisodeEntry],
     collection: _Collection,
     make_sim: Callable[[SimConfig], Simulator],
-    make_expert: Callable[[SimConfig], Expert],
-    make_driver: MakeDriver,
+    make_expert: MakeAgent,
+    make_driver: MakeAgent | None,
+    beta: float,
 ) -> None:
     """Spawn workers that pull episodes from a queue; their events drive ``collection``."""
     ctx = mp.get_context("spawn")
@@ -586,7 +573,7 @@ def _run_in_workers(
     count = min(config.workers, len(todo))
     for entry in todo + [None] * count:
         tasks.put(entry)
-    args = (config, tasks, events, stop_event, make_sim, make_expert, make_driver)
+    args = (config, tasks, events, stop_event, make_sim, make_expert, make_driver, beta)
     workers = [ctx.Process(target=_worker, args=(i, *args)) for i in range(count)]
     for worker in workers:
         worker.start()
@@ -624,23 +611,26 @@ def _pump(events, workers: list, collection: _Collection) -> None:
 
 def collect(
     config: CollectConfig,
+    make_expert: MakeAgent,
     make_sim: Callable[[SimConfig], Simulator] = make_simulator,
-    make_expert: Callable[[SimConfig], Expert] = make_expert,
-    make_driver: MakeDriver = expert_drives,
+    make_driver: MakeAgent | None = None,
+    beta: float = 0.0,
 ) -> CollectResult:
     """Record every episode of ``config`` that is not complete yet (resuming partial ones).
 
-    ``make_driver`` builds who drives, once per process (default: the expert). With ``workers`` > 1,
-    ``make_sim``, ``make_expert`` and ``make_driver`` must be picklable (module-level functions).
+    ``make_expert`` builds the agent that labels every frame, ``make_driver`` the one that drives (default:
+    the expert), each once per process; ``beta``: the share of 1 s blocks in which the expert drives
+    instead. With ``workers`` > 1, ``make_sim``, ``make_expert`` and ``make_driver`` must be picklable
+    (classes or module-level functions).
     """
     manifest = open_manifest(config)
     todo = [e for e in manifest.episodes if e.status != "completed"]
     collection = _Collection(config, manifest, todo)
     try:
         if config.workers == 1 or len(todo) <= 1:
-            _run_episodes(config, todo, make_sim, make_expert, collection.handle, lambda: False, make_driver)
+            _run_episodes(config, todo, make_sim, make_expert, collection.handle, lambda: False, make_driver, beta)
         else:
-            _run_in_workers(config, todo, collection, make_sim, make_expert, make_driver)
+            _run_in_workers(config, todo, collection, make_sim, make_expert, make_driver, beta)
     except KeyboardInterrupt:
         collection.result.interrupted = True
     finally:

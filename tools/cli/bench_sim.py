@@ -34,7 +34,7 @@ def _timed(sim, expert, obs, steps: int, render: bool) -> tuple[float, object]:
         total += time.perf_counter() - t0
         if obs.done:
             obs = sim.reset(seed=obs.frame, route=RouteSpec(town=sim.town.config.seed))
-            expert.reset()
+            expert.setup(sim.config)
     return total, obs
 
 
@@ -42,13 +42,14 @@ def run(config: BenchSimConfig) -> int:
     if config.one_core:
         os.environ["LP_NUM_THREADS"] = "0"  # llvmpipe rasterizes on the calling thread
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
-    from drivestack.planning.agents.expert import ExpertDriver
+    from drivestack.planning.agents.expert import ExpertAgent
     from drivestack.sim.embedded.backend import EmbeddedSimulator
 
     actors = config.sim.traffic.vehicles + config.sim.traffic.pedestrians
     cams = ", ".join(f"{c.name} {c.width}x{c.height}" for c in config.sim.cameras)
     with EmbeddedSimulator(config.sim) as sim:
-        expert = ExpertDriver(config.sim)
+        expert = ExpertAgent()
+        expert.setup(config.sim)
         obs = sim.reset(config.seed, RouteSpec(town=config.town, length=2000.0))
         _, obs = _timed(sim, expert, obs, config.warmup, render=True)
         rendered, obs = _timed(sim, expert, obs, config.steps, render=True)

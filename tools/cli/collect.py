@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from drivestack.planning.agents.expert import ExpertAgent
 from drivestack.sim.record.dataset_io import DatasetError
 from drivestack.sim.record.recorder import CollectConfig, CollectResult, collect
 
@@ -32,7 +33,7 @@ def finish(config: CollectConfig, result: CollectResult) -> int:
 def run(config: CollectConfig) -> int:
     """Collect. Exit code: 0 done, 1 episodes left incomplete, 2 the dataset cannot be resumed, 130 interrupted."""
     try:
-        result = collect(config)
+        result = collect(config, ExpertAgent)
     except DatasetError as e:
         print(f"collect: {e}", file=sys.stderr)
         return 2

@@ -38,7 +38,7 @@ DEFAULT_CONFIG = "drive.yaml"
 
 def make_agent_factory(config: DriveConfig):
     """A function returning the agent for each route (the policy's model is loaded once)."""
-    from drivestack.sim.agent import ExpertAgent
+    from drivestack.planning.agents.expert import ExpertAgent
 
     if config.agent == "expert":
         return ExpertAgent

@@ -40,8 +40,8 @@ def route_specs(config: ExpertEvalConfig) -> list[tuple[str, int, RouteSpec]]:
 
 def _worker(args) -> dict:
     """Drive one route with the expert (no rendering: it reads the ground truth only)."""
+    from drivestack.planning.agents.expert import ExpertAgent
     from drivestack.planning.evaluation.suite import SuiteRoute, drive_route
-    from drivestack.sim.agent import ExpertAgent
 
     sim_config, name, seed, route = args
     return drive_route(ExpertAgent(), sim_config, SuiteRoute(name=name, town=route.town, seed=seed, length=route.length)).to_dict()

@@ -29,7 +29,7 @@ DEFAULT_CONFIG = "show.yaml"
 
 
 def run(config: ShowConfig) -> int:
-    from drivestack.planning.agents.expert import ExpertDriver
+    from drivestack.planning.agents.expert import ExpertAgent
     from drivestack.planning.evaluation.suite import top_down_map
     from drivestack.sim.embedded.backend import EmbeddedSimulator
     from drivestack.sim.visualize import VideoWriter, render_frame
@@ -38,7 +38,8 @@ def run(config: ShowConfig) -> int:
     out.mkdir(parents=True, exist_ok=True)
     sheet = []
     with EmbeddedSimulator(config.sim) as sim, VideoWriter(out / "drive.mp4", fps=20 / config.every) as video:
-        expert = ExpertDriver(config.sim)
+        expert = ExpertAgent()
+        expert.setup(config.sim)
         obs = sim.reset(config.seed, RouteSpec(town=config.town, length=config.route_length))
         trail = []
         for step in tqdm(range(config.max_steps), desc="show", unit="step"):
