@@ -59,10 +59,10 @@ def trained_driving_runs() -> Path:
     """A random tiny perception checkpoint, then one epoch of each policy stage (gt/, pred/) on the recorded data."""
     from dataclasses import replace
 
-    from drivestack.cli.train_policy import PolicyTrainConfig, run
     from drivestack.common.checkpoint import model_spec, save_checkpoint, to_plain
     from drivestack.perception.models.multitask import MultiTaskNet
     from drivestack.planning.policy.model import PolicyConfig
+    from drivestack.planning.policy.train import PolicyTrainConfig, train_policy
 
     root = recorded_dataset()
     tmp = Path(tempfile.mkdtemp(prefix="policy_runs_"))
@@ -77,7 +77,7 @@ def trained_driving_runs() -> Path:
     config = PolicyTrainConfig(perception=str(tmp / "perception.pt"), data=base.data, model=policy, cache_dir=str(tmp / "inputs"),
                                train=replace(base.train, out=str(tmp / "gt"), epochs=1, batch_size=4, warmup_steps=1,
                                              ema=False, workers=0, channels_last=False))  # fmt: skip
-    assert run(replace(config, inputs="ground_truth")) == 0
+    assert train_policy(replace(config, inputs="ground_truth")) == 0
     seen = replace(config, inputs="perception", init=str(tmp / "gt" / "last.pt"), train=replace(config.train, out=str(tmp / "pred")))
-    assert run(seen) == 0
+    assert train_policy(seen) == 0
     return tmp

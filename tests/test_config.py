@@ -20,7 +20,7 @@ def test_sim_yaml_lists_exactly_the_defaults():
 def test_every_verb_default_config_loads(verb):
     import importlib
 
-    module = importlib.import_module(VERBS[verb])
+    module = importlib.import_module(f"drivestack.cli.{VERBS[verb][0]}")
     path = CONFIG_DIR / module.DEFAULT_CONFIG if module.DEFAULT_CONFIG else None
     config = load_config(module.CONFIG_CLASS, path)
     if verb != "run":  # the pipeline's file is a sized profile; every other file documents the defaults exactly
@@ -29,7 +29,7 @@ def test_every_verb_default_config_loads(verb):
 
 @pytest.mark.parametrize("profile", ["quickstart.yaml", "full.yaml", "ship.yaml"])
 def test_every_pipeline_profile_wires_its_stages(profile):
-    from drivestack.cli.run import PipelineConfig, package_config, stage_configs
+    from drivestack.planning.pipeline import PipelineConfig, package_config, stage_configs
 
     config = load_config(PipelineConfig, CONFIG_DIR / profile)
     stages = stage_configs(config)
@@ -49,7 +49,7 @@ def test_every_pipeline_profile_wires_its_stages(profile):
     (["export.targets=[perception]"], "package_out ships the fused graph"),
 ])  # fmt: skip
 def test_a_pipeline_refuses_splits_its_recordings_lack(overrides, message):
-    from drivestack.cli.run import PipelineConfig, stage_configs
+    from drivestack.planning.pipeline import PipelineConfig, stage_configs
 
     with pytest.raises(ConfigError, match=message):
         stage_configs(load_config(PipelineConfig, CONFIG_DIR / "ship.yaml", overrides))
@@ -106,8 +106,8 @@ def test_overrides_and_round_trip():
 
 
 def test_a_partial_section_keeps_the_enclosing_configs_defaults(tmp_path):
-    from drivestack.cli.run import PipelineConfig
-    from drivestack.cli.train_policy import PolicyTrainConfig
+    from drivestack.planning.pipeline import PipelineConfig
+    from drivestack.planning.policy.train import PolicyTrainConfig
 
     path = tmp_path / "run.yaml"
     path.write_text("policy:\n  train: {epochs: 8}\n  model: {slow_weight: 3.0}\n")

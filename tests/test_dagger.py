@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from drivestack.cli.dagger import run as run_tool
+from drivestack.cli import execute
 from drivestack.common.checkpoint import model_spec, save_checkpoint
 from drivestack.common.config import load_config, read_yaml, to_dict
 from drivestack.perception.classes import ClassMap
@@ -35,6 +36,8 @@ from tests.test_recorder import snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICY = PolicyConfig(input_size=(HEIGHT // 4, WIDTH // 4), channels=[8, 16], hidden=32)
+
+run_tool = partial(execute, "dagger")  # the verb as the command line runs it
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +136,7 @@ def test_resuming_with_another_model_is_refused(tmp_path, reference, capsys):
 
 
 def test_train_policy_trains_on_the_union_with_extra_roots(tmp_path, reference, models, capsys):
-    from drivestack.cli.train_policy import FrameUnion, PolicyTrainConfig, run, training_set
+    from drivestack.planning.policy.train import FrameUnion, PolicyTrainConfig, train_policy, training_set
 
     base = tiny_config(recorded_dataset())
     config = PolicyTrainConfig(inputs="ground_truth", perception=str(models / "perception.pt"), init=str(models / "driving.pt"),
@@ -145,7 +148,7 @@ def test_train_policy_trains_on_the_union_with_extra_roots(tmp_path, reference, 
     union = training_set(config, None)
     assert isinstance(union, FrameUnion) and len(union) == len(main) + len(records(reference))
     assert union[len(main)]["index"] == len(main) and union.frames[len(main)].episode.parent == Path(reference.out)
-    assert run(config) == 0
+    assert train_policy(config) == 0
     assert f"{len(union)} frames, val {len(val)}" in capsys.readouterr().out
 
 

@@ -3,8 +3,8 @@
 from dataclasses import replace
 
 import pytest
-from drivestack.cli.drive import DriveConfig, check_resume, driver_identity, run
 from drivestack.common.config import ConfigError
+from drivestack.planning.evaluation.drive import DriveConfig, check_resume, drive_suite, driver_identity
 from drivestack.sim.settings import CameraConfig, SimConfig, TownConfig, TrafficConfig
 
 from tests.perception_helpers import write_tiny_suite
@@ -18,12 +18,12 @@ def tiny_drive(tmp_path) -> DriveConfig:
 
 
 def test_a_rerun_with_other_simulator_settings_is_refused(tiny_drive, tmp_path):
-    assert run(tiny_drive) == 0
+    assert drive_suite(tiny_drive) == 0
     assert (tmp_path / "drive" / "summary.json").is_file() and (tmp_path / "drive" / "driver.json").is_file()
-    assert run(replace(tiny_drive, videos=True, routes=["tiny_route"])) == 0  # how it is shown is not who drives
+    assert drive_suite(replace(tiny_drive, videos=True, routes=["tiny_route"])) == 0  # how it is shown is not who drives
     busier = replace(tiny_drive, sim=replace(tiny_drive.sim, traffic=TrafficConfig(vehicles=9, pedestrians=2)))
     with pytest.raises(ConfigError, match="its routes were driven with another sim"):
-        run(busier)
+        drive_suite(busier)
 
 
 def test_a_retrained_model_under_the_same_file_name_is_another_driver(tmp_path):

@@ -6,8 +6,8 @@ from dataclasses import replace
 import numpy as np
 import onnx
 import pytest
-from drivestack.cli.export import ExportConfig, recorded_inputs, run
 from drivestack.planning.agents.learned import OnnxDriver, PolicyAgent, TorchDriver
+from drivestack.planning.deploy.export import ExportConfig, export, recorded_inputs
 from drivestack.planning.deploy.onnx_io import read_metadata
 from drivestack.planning.deploy.runtime import EngineConfig, EngineError, OnnxEngine, choose_providers
 from drivestack.sim.interface import RouteSpec
@@ -20,7 +20,7 @@ def exported(tmp_path_factory):
     out = tmp_path_factory.mktemp("export")
     config = ExportConfig(checkpoint=str(trained_driving_runs() / "pred" / "last.pt"), out=str(out), data=str(recorded_dataset()),
                           precisions=["fp32", "int8"], parity_frames=4, calibration_frames=8)
-    assert run(config) == 0
+    assert export(config) == 0
     return out
 
 
@@ -118,8 +118,7 @@ def test_torch_and_onnx_agents_drive_the_same_route_alike(exported):
 def test_bench_reports_every_stage_for_every_variant(exported, tmp_path):
     import json
 
-    from drivestack.cli.bench import STAGES, BenchConfig
-    from drivestack.cli.bench import run as bench
+    from drivestack.planning.deploy.bench import STAGES, BenchConfig, bench
 
     config = BenchConfig(checkpoint=str(trained_driving_runs() / "pred" / "last.pt"), onnx_dir=str(exported),
                          data=str(recorded_dataset()), frames=5, warmup=1, out=str(tmp_path))
@@ -135,9 +134,8 @@ def test_bench_reports_every_stage_for_every_variant(exported, tmp_path):
 def test_val_onnx_scores_fp32_and_int8_graphs(exported, tmp_path):
     import json
 
-    from drivestack.cli.val_onnx import ValOnnxConfig
-    from drivestack.cli.val_onnx import run as val_onnx
     from drivestack.perception.data.dataset import DataConfig
+    from drivestack.planning.deploy.val_onnx import ValOnnxConfig, val_onnx
 
     config = ValOnnxConfig(models=[str(exported / "perception_fp32.onnx"), str(exported / "perception_int8.onnx")],
                            data=DataConfig(root=str(recorded_dataset()), train_towns=[0, 1], val_towns=[2], test_towns=[]),

@@ -82,7 +82,7 @@ def test_forward_returns_the_same_structure_in_train_and_eval():
 
 
 def test_default_model_is_small():
-    from drivestack.cli.model_info import count_parameters, gflops
+    from drivestack.perception.models.info import count_parameters, gflops
 
     model = build_multitask(ModelConfig())
     assert count_parameters(model)["total"] <= 5_000_000

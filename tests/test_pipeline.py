@@ -3,17 +3,17 @@
 from dataclasses import replace
 
 import pytest
-from drivestack.cli.bench import BenchConfig
-from drivestack.cli.drive import DriveConfig
-from drivestack.cli.export import ExportConfig
-from drivestack.cli.run import PipelineConfig, run, stage_configs
-from drivestack.cli.train_policy import PolicyTrainConfig, training_set
 from drivestack.common.config import ConfigError
 from drivestack.perception.classes import ClassMap
 from drivestack.perception.config import PerceptionConfig
 from drivestack.perception.data.dataset import DataConfig
 from drivestack.planning.dagger import DaggerConfig
+from drivestack.planning.deploy.bench import BenchConfig
+from drivestack.planning.deploy.export import ExportConfig
+from drivestack.planning.evaluation.drive import DriveConfig
+from drivestack.planning.pipeline import PipelineConfig, run_pipeline, stage_configs
 from drivestack.planning.policy.model import PolicyConfig
+from drivestack.planning.policy.train import PolicyTrainConfig, training_set
 from drivestack.sim.record.recorder import CollectConfig
 from drivestack.sim.settings import CameraConfig, SimConfig, TownConfig, TrafficConfig
 
@@ -47,7 +47,7 @@ def pipeline(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("pipeline")
     suite = write_tiny_suite(tmp / "suite.yaml")
     config = tiny_pipeline(tmp / "run", suite)
-    assert run(config) == 0
+    assert run_pipeline(config) == 0
     return config, tmp / "run"
 
 
@@ -115,7 +115,7 @@ def test_a_run_with_a_perception_recording_trains_perception_on_it(tmp_path, cap
     perception = replace(config.perception, data=replace(config.perception.data, train_towns=[0, 7]))
     config = replace(config, perception_collect=recording, perception=perception, policy=replace(config.policy, data=config.perception.data),
                      dagger_rounds=0, soup_rounds=1, drive_videos=0, package_out="", export=replace(config.export, precisions=["fp32"]))  # fmt: skip
-    assert run(config) == 0
+    assert run_pipeline(config) == 0
     assert "== collect for perception\n" in capsys.readouterr().out
     out = tmp_path / "run"
     assert sorted({e.town_seed for e in load_manifest(out / "perception_dataset").episodes}) == [0, 1, 2, 3, 7]
@@ -128,7 +128,7 @@ def test_a_run_with_a_perception_recording_trains_perception_on_it(tmp_path, cap
 def test_a_rerun_skips_every_finished_stage(pipeline, capsys):
     config, out = pipeline
     before = (out / "policy" / "last.pt").stat().st_mtime_ns
-    assert run(config) == 0
+    assert run_pipeline(config) == 0
     printed = capsys.readouterr().out
     for stage in ("train perception", "evaluate perception", "train policy on ground truth", "train policy on perception",
                   "DAgger round 1: train policy", "DAgger round 2: train policy", "average the last 2 rounds' weights",
@@ -173,7 +173,7 @@ def test_the_policy_stages_train_on_the_side_views_the_collect_stage_recorded(pi
 def test_an_export_older_than_its_checkpoint_is_not_done(pipeline):
     import os
 
-    from drivestack.cli.run import _exported
+    from drivestack.planning.pipeline import _exported
 
     config, out = pipeline
     export = stage_configs(config)["export"]

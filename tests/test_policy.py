@@ -5,7 +5,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from drivestack.cli.train_policy import MAX_START_WEIGHT, PolicyBatches, frame_counts, policy_metrics, resolve_start_weight
 from drivestack.planning.policy.labels import path_points
 from drivestack.planning.policy.model import (
     COMMANDS,
@@ -17,6 +16,7 @@ from drivestack.planning.policy.model import (
     is_slowing,
     is_start,
 )
+from drivestack.planning.policy.train import MAX_START_WEIGHT, PolicyBatches, frame_counts, policy_metrics, resolve_start_weight
 from drivestack.sim.conventions import RoadOption
 
 

@@ -69,8 +69,7 @@ def test_probe_counts_standing_frames_by_light_and_reports_brake_rates(runs, tmp
     import json
     import shutil
 
-    from drivestack.cli.probe import ProbeConfig
-    from drivestack.cli.probe import run as probe
+    from drivestack.planning.evaluation.probe import ProbeConfig, probe
     from drivestack.sim.record.dataset_io import list_episodes, read_measurements
 
     from tests.perception_helpers import recorded_dataset

@@ -6,11 +6,12 @@ import functools
 import json
 import math
 import os
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
-from drivestack.cli.collect import run as run_tool
+from drivestack.cli import execute
 from drivestack.common.config import load_config, read_yaml, to_dict
 from drivestack.sim.agent import Agent
 from drivestack.sim.camera import Pose
@@ -42,6 +43,8 @@ from drivestack.sim.record.recorder import CollectConfig, CollectResult, NoiseCo
 from drivestack.sim.settings import CameraConfig, SimConfig, TownConfig, TrafficConfig
 
 ROOT = Path(__file__).resolve().parents[1]
+
+run_tool = partial(execute, "collect")  # the verb as the command line runs it
 
 
 class FakeSimulator(Simulator):

@@ -3,9 +3,9 @@
 from pathlib import Path
 
 import numpy as np
-from drivestack.cli.drive import DriveConfig
 from drivestack.planning.agents.learned import OnnxDriver, PolicyAgent, TorchDriver
 from drivestack.planning.deploy.runtime import EngineConfig
+from drivestack.planning.evaluation.drive import DriveConfig
 from drivestack.sim.interface import RouteSpec
 from drivestack.sim.settings import SimConfig
 

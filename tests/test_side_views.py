@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from drivestack.cli.train_policy import FrameUnion, PolicyBatches, PolicyTrainConfig, frame_counts, training_set
 from drivestack.common.checkpoint import save_checkpoint
 from drivestack.perception.classes import ClassMap
 from drivestack.perception.data.dataset import DataConfig, DrivingDataset, ViewShift, displace_policy
@@ -20,6 +19,7 @@ from drivestack.planning.agents.expert import ExpertAgent
 from drivestack.planning.policy.driving_model import DrivingModel, DrivingModelConfig
 from drivestack.planning.policy.input_cache import build_input_cache
 from drivestack.planning.policy.model import DrivingPolicy, PolicyConfig
+from drivestack.planning.policy.train import FrameUnion, PolicyBatches, PolicyTrainConfig, frame_counts, training_set
 from drivestack.sim.geometry import to_local
 from drivestack.sim.record.dataset_io import DatasetError
 from drivestack.sim.record.recorder import CollectConfig, collect

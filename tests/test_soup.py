@@ -60,8 +60,8 @@ def test_soup_needs_two_checkpoints(tmp_path, capsys):
 def test_a_soup_is_stale_once_a_source_is_newer(tmp_path):
     import os
 
-    from drivestack.cli.run import _averaged
     from drivestack.cli.soup import SoupConfig
+    from drivestack.planning.pipeline import _averaged
 
     sources = [str(tmp_path / "a.pt"), str(tmp_path / "b.pt")]
     _checkpoint(sources[0], 0), _checkpoint(sources[1], 1)

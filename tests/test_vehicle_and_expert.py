@@ -11,7 +11,7 @@ from drivestack.sim.interface import RouteSpec, VehicleControl
 P = VehicleParams()
 
 
-def run(control, steps, state=None):
+def evaluate_expert(control, steps, state=None):
     state = state or BicycleState(0.0, 0.0, 0.0)
     for _ in range(steps):
         state = step_bicycle(state, control, 0.05, P)
@@ -19,21 +19,21 @@ def run(control, steps, state=None):
 
 
 def test_throttle_accelerates_brake_stops_never_reverses():
-    fast = run(VehicleControl(throttle=1.0), 100)
+    fast = evaluate_expert(VehicleControl(throttle=1.0), 100)
     assert 8.0 < fast.speed < P.max_speed
-    stopped = run(VehicleControl(brake=1.0), 60, fast)
+    stopped = evaluate_expert(VehicleControl(brake=1.0), 60, fast)
     assert stopped.speed == 0.0
-    assert run(VehicleControl(throttle=0.5, reverse=True), 40).speed < 0
+    assert evaluate_expert(VehicleControl(throttle=0.5, reverse=True), 40).speed < 0
 
 
 def test_positive_steer_turns_right_in_carla_frame():
-    s = run(VehicleControl(throttle=0.5, steer=0.5), 40)
+    s = evaluate_expert(VehicleControl(throttle=0.5, steer=0.5), 40)
     assert s.yaw > 0 and s.y > 0
 
 
 def test_steering_response_falls_with_speed():
-    slow = run(VehicleControl(steer=1.0), 40, BicycleState(0, 0, 0, speed=3.0))
-    fast = run(VehicleControl(steer=1.0), 40, BicycleState(0, 0, 0, speed=15.0))
+    slow = evaluate_expert(VehicleControl(steer=1.0), 40, BicycleState(0, 0, 0, speed=3.0))
+    fast = evaluate_expert(VehicleControl(steer=1.0), 40, BicycleState(0, 0, 0, speed=15.0))
     assert fast.wheel_angle < slow.wheel_angle
 
 
@@ -81,14 +81,14 @@ def test_expert_completes_routes_without_infractions(sim_config):
 def test_expert_verb_records_each_route_and_resumes(tmp_path, sim_config, capsys):
     import json
 
-    from drivestack.cli.expert_eval import ExpertEvalConfig, run
+    from drivestack.planning.evaluation.expert import ExpertEvalConfig, evaluate_expert
 
     config = ExpertEvalConfig(routes=2, towns=[20], route_length=80.0, workers=1, out=str(tmp_path), sim=sim_config)
-    assert run(config) == 0
+    assert evaluate_expert(config) == 0
     records = sorted((tmp_path / "routes").glob("*.json"))
     assert [p.stem for p in records] == ["town0020_route000", "town0020_route001"]
     assert all(json.loads(p.read_text())["completion"] == 100.0 for p in records)
     before = [p.stat().st_mtime_ns for p in records]
-    assert run(config) == 0  # resumes: nothing is driven again
+    assert evaluate_expert(config) == 0  # resumes: nothing is driven again
     assert [p.stat().st_mtime_ns for p in records] == before
     assert "routes 2: driving score" in capsys.readouterr().out

@@ -636,3 +636,17 @@ def collect(
     finally:
         collection.close()
     return collection.result
+
+
+def finish(config: CollectConfig, result: CollectResult) -> int:
+    """Print what a collection achieved; its exit status: 0 done, 1 episodes left incomplete, 130 interrupted."""
+    total = len(result.completed) + len(result.incomplete)
+    text = f"{len(result.completed)}/{total} episodes complete in {config.out}"
+    if result.failed:
+        text += f"; failed this run: {', '.join(sorted(result.failed))}"
+    if result.interrupted:
+        text += "; interrupted: run the same command again to resume"
+    print(text)
+    if result.interrupted:
+        return 130
+    return 1 if result.incomplete else 0

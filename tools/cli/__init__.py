@@ -8,6 +8,7 @@ the verb's documented defaults.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import signal
 import sys
@@ -17,35 +18,34 @@ from drivestack.common.config import ConfigError, load_config
 from drivestack.common.errors import InputError
 from drivestack.common.paths import CONFIG_DIR
 
+# verb -> (module in drivestack.cli, what it does); the modules are imported only when their verb runs
 VERBS = {
-    "run": "drivestack.cli.run",
-    "collect": "drivestack.cli.collect",
-    "dagger": "drivestack.cli.dagger",
-    "probe": "drivestack.cli.probe",
-    "validate": "drivestack.cli.validate",
-    "look": "drivestack.cli.look",
-    "bench-loader": "drivestack.cli.bench_loader",
-    "train": "drivestack.cli.train",
-    "val": "drivestack.cli.val",
-    "model-info": "drivestack.cli.model_info",
-    "train-policy": "drivestack.cli.train_policy",
-    "export": "drivestack.cli.export",
-    "val-onnx": "drivestack.cli.val_onnx",
-    "bench": "drivestack.cli.bench",
-    "soup": "drivestack.cli.soup",
-    "package": "drivestack.cli.package",
-    "expert": "drivestack.cli.expert_eval",
-    "drive": "drivestack.cli.drive",
-    "bench-sim": "drivestack.cli.bench_sim",
-    "show": "drivestack.cli.show",
+    "run": ("run", "the whole pipeline: collect, train perception and policy, DAgger, export, drive, report"),
+    "collect": ("collect", "record expert driving episodes into a dataset (resumes an interrupted one)"),
+    "dagger": ("dagger", "the learned agent drives, the expert labels every state it visits (DAgger data)"),
+    "probe": ("probe", "how often a policy brakes at green and red lights on recorded standing frames"),
+    "validate": ("validate", "check a dataset and name every missing, truncated or unreadable file"),
+    "look": ("look", "render what enters the network (after augmentation) with its labels"),
+    "bench-loader": ("bench_loader", "training-loader throughput in images per second"),
+    "train": ("train", "train the multi-task perception network (resumes; torchrun for DDP)"),
+    "val": ("val", "evaluate a perception checkpoint: mIoU, mAP per class, latency"),
+    "model-info": ("model_info", "parameters, GFLOPs and CPU latency of the perception network"),
+    "train-policy": ("train_policy", "train the driving policy by imitation (ground-truth or perception inputs)"),
+    "export": ("export", "export the driving model to ONNX (fused, perception, policy; fp32 and int8)"),
+    "val-onnx": ("val_onnx", "evaluate exported perception graphs (fp32, fp16, int8) with the metrics of val"),
+    "bench": ("bench", "latency per stage, PyTorch eager against ONNX Runtime fp32 and int8"),
+    "soup": ("soup", "average the weights of checkpoints of one model (a uniform model soup)"),
+    "package": ("package", "package a trained driving model for shipping (fp16 weights, ONNX graphs, metrics)"),
+    "expert": ("expert_eval", "drive the expert on seeded routes in held-out towns (leaderboard metrics)"),
+    "drive": ("drive", "drive an agent over a route suite: leaderboard metrics, videos, traces"),
+    "bench-sim": ("bench_sim", "embedded simulator steps per second, with and without rendering"),
+    "show": ("show", "an expert drive: MP4 with overlays, contact sheet, town map"),
 }
 
 
 def _usage() -> str:
     lines = ["usage: drivestack <verb> [config=FILE.yaml] [key=value ...]", "", "verbs:"]
-    for verb, module in VERBS.items():
-        doc = (importlib.import_module(module).__doc__ or "").strip().splitlines()
-        lines.append(f"  {verb:<10} {doc[0] if doc else ''}")
+    lines += [f"  {verb:<13}{summary}" for verb, (_, summary) in VERBS.items()]
     lines.append("\n'drivestack <verb> --help' lists a verb's keys and defaults.")
     return "\n".join(lines)
 
@@ -74,9 +74,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     verb, args = argv[0], argv[1:]
     if verb not in VERBS:
-        print(f"drivestack: unknown verb '{verb}'\n\n{_usage()}", file=sys.stderr)
+        near = difflib.get_close_matches(verb, list(VERBS), n=1)
+        hint = f"; did you mean '{near[0]}'?" if near else ""
+        print(f"drivestack: unknown verb '{verb}'{hint}\n\n{_usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(VERBS[verb])
+    module = importlib.import_module(f"drivestack.cli.{VERBS[verb][0]}")
     if any(a in ("-h", "--help") for a in args):
         print(_help(module))
         return 0
@@ -92,6 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"drivestack {verb}: {e}", file=sys.stderr)
         return 2
+    return execute(verb, config)
+
+
+def execute(verb: str, config) -> int:
+    """Run ``verb`` with a loaded config as the command line does: its exit status, bad input as one line on
+    stderr (exit 2), Ctrl-C or ``kill`` as exit 130 with what was written kept."""
+    module = importlib.import_module(f"drivestack.cli.{VERBS[verb][0]}")
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops a job as Ctrl-C does: workers told to stop, files kept
     try:
         return int(module.run(config) or 0)

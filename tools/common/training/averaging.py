@@ -4,11 +4,12 @@ better than any of them."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from drivestack.common.checkpoint import load_checkpoint
+from drivestack.common.checkpoint import load_checkpoint, save_checkpoint
 
 
 def average_checkpoints(paths: list[str | Path]) -> dict[str, Any]:
@@ -36,3 +37,23 @@ def average_checkpoints(paths: list[str | Path]) -> dict[str, Any]:
             weights[name] = tensor
     return {"model": last["model"], "state_dict": weights, "meta": last.get("meta", {}), "config": last.get("config", {}),
             "epoch": last.get("epoch"), "soup": [str(p) for p in paths]}  # fmt: skip
+
+
+@dataclass
+class SoupConfig:
+    checkpoints: list[str] = field(default_factory=list)  # (list[str]) checkpoints of one model to average, e.g. [runs/policy_dagger3/last.pt, runs/policy_dagger4/last.pt]
+    out: str = "runs/policy_soup/last.pt"  # (str) the averaged checkpoint
+
+
+def soup(config: SoupConfig) -> int:
+    """Write the mean of ``config.checkpoints``' weights to ``config.out``; 2 when fewer than two files or one is missing."""
+    if len(config.checkpoints) < 2:
+        print(f"soup: checkpoints needs two or more files, got {config.checkpoints}")
+        return 2
+    missing = [c for c in config.checkpoints if not Path(c).is_file()]
+    if missing:
+        print(f"soup: checkpoints not found: {', '.join(missing)}")
+        return 2
+    save_checkpoint(config.out, average_checkpoints(config.checkpoints))
+    print(f"{config.out}: mean of the weights of {len(config.checkpoints)} checkpoints ({', '.join(config.checkpoints)})")
+    return 0
