@@ -16,6 +16,7 @@ from typing import Literal
 
 import torch
 from drivestack.common.config import to_dict
+from drivestack.planning.agents.creep import CreepConfig
 from drivestack.planning.agents.expert import ExpertAgent
 from drivestack.planning.agents.learned import PolicyAgent, make_driver
 from drivestack.planning.deploy.runtime import EngineConfig
@@ -50,7 +51,8 @@ def make_learner(config: DaggerConfig) -> PolicyAgent:
     """The learned agent of ``config``, checked against the camera (each worker process builds its own)."""
     if config.threads:
         torch.set_num_threads(config.threads)
-    agent = PolicyAgent(make_driver(config.engine, config.model, config.onnx_model, config.engine_config), config.camera)
+    driver = make_driver(config.engine, config.model, config.onnx_model, config.engine_config)
+    agent = PolicyAgent(driver, config.camera, creep=CreepConfig(enabled=False))  # its own failures are what DAgger records
     agent.setup(config.sim)  # refuses a model that does not fit the camera before any episode starts
     return agent
 

@@ -164,6 +164,11 @@ class Simulator(ABC):
     def step(self, control: VehicleControl, render: bool = True) -> Observation:
         """Apply ``control`` for one fixed time step. ``render=False`` skips the cameras."""
 
+    def top_down_map(self, trail: np.ndarray, size: int = 900) -> np.ndarray | None:
+        """The town seen from above with the route and ``trail`` ((N, 2) world x, y driven) drawn on it, as an
+        RGB image about ``size`` pixels wide; None where the backend has no map to draw."""
+        return None
+
     @abstractmethod
     def close(self) -> None:
         """Release everything the simulator holds."""

@@ -117,7 +117,7 @@ class AlwaysBrakes:
                 "brake": np.array([8.0]), "seg": np.zeros((1, 10, 160, 320), np.float32), "heatmap": heatmap, "box": box}  # fmt: skip
 
 
-@pytest.mark.parametrize("creep", [None, CreepConfig(stuck_s=1.0)])
+@pytest.mark.parametrize("creep", [CreepConfig(enabled=False), CreepConfig(stuck_s=1.0)])
 def test_a_braking_policy_drives_off_only_with_creep(creep):
     from drivestack.planning.agents.learned import PolicyAgent
     from drivestack.sim.embedded.backend import EmbeddedSimulator
@@ -132,5 +132,5 @@ def test_a_braking_policy_drives_off_only_with_creep(creep):
         for _ in range(int(3.0 / config.dt)):
             obs = sim.step(agent(obs))
             creeping.append(agent.debug.creeping)
-    assert (obs.route_progress > 0.5) == (creep is not None)
-    assert any(creeping) == (creep is not None)
+    assert (obs.route_progress > 0.5) == creep.enabled
+    assert any(creeping) == creep.enabled

@@ -4,7 +4,8 @@ from dataclasses import replace
 
 import pytest
 from drivestack.common.config import ConfigError
-from drivestack.planning.evaluation.drive import DriveConfig, check_resume, drive_suite, driver_identity
+from drivestack.planning.agents.creep import CreepConfig
+from drivestack.planning.evaluation.drive import DriveConfig, check_resume, drive_suite, policy_identity
 from drivestack.sim.settings import CameraConfig, SimConfig, TownConfig, TrafficConfig
 
 from tests.perception_helpers import write_tiny_suite
@@ -29,9 +30,9 @@ def test_a_rerun_with_other_simulator_settings_is_refused(tiny_drive, tmp_path):
 def test_a_retrained_model_under_the_same_file_name_is_another_driver(tmp_path):
     model = tmp_path / "fused_fp32.onnx"
     model.write_bytes(b"round 1")
-    config = DriveConfig(agent="policy", engine="onnx", onnx_model=str(model), out=str(tmp_path / "drive"))
-    check_resume(tmp_path / "drive", driver_identity(config))
-    check_resume(tmp_path / "drive", driver_identity(config))  # the same model resumes
+    identity = lambda: policy_identity("onnx", model, None, "front", CreepConfig())  # noqa: E731
+    check_resume(tmp_path / "drive", identity())
+    check_resume(tmp_path / "drive", identity())  # the same model resumes
     model.write_bytes(b"round 2")
     with pytest.raises(ConfigError, match="another model_sha256"):
-        check_resume(tmp_path / "drive", driver_identity(config))
+        check_resume(tmp_path / "drive", identity())

@@ -11,7 +11,7 @@ from drivestack.sim.interface import RouteSpec, VehicleControl
 P = VehicleParams()
 
 
-def evaluate_expert(control, steps, state=None):
+def drive_bicycle(control, steps, state=None):
     state = state or BicycleState(0.0, 0.0, 0.0)
     for _ in range(steps):
         state = step_bicycle(state, control, 0.05, P)
@@ -19,21 +19,21 @@ def evaluate_expert(control, steps, state=None):
 
 
 def test_throttle_accelerates_brake_stops_never_reverses():
-    fast = evaluate_expert(VehicleControl(throttle=1.0), 100)
+    fast = drive_bicycle(VehicleControl(throttle=1.0), 100)
     assert 8.0 < fast.speed < P.max_speed
-    stopped = evaluate_expert(VehicleControl(brake=1.0), 60, fast)
+    stopped = drive_bicycle(VehicleControl(brake=1.0), 60, fast)
     assert stopped.speed == 0.0
-    assert evaluate_expert(VehicleControl(throttle=0.5, reverse=True), 40).speed < 0
+    assert drive_bicycle(VehicleControl(throttle=0.5, reverse=True), 40).speed < 0
 
 
 def test_positive_steer_turns_right_in_carla_frame():
-    s = evaluate_expert(VehicleControl(throttle=0.5, steer=0.5), 40)
+    s = drive_bicycle(VehicleControl(throttle=0.5, steer=0.5), 40)
     assert s.yaw > 0 and s.y > 0
 
 
 def test_steering_response_falls_with_speed():
-    slow = evaluate_expert(VehicleControl(steer=1.0), 40, BicycleState(0, 0, 0, speed=3.0))
-    fast = evaluate_expert(VehicleControl(steer=1.0), 40, BicycleState(0, 0, 0, speed=15.0))
+    slow = drive_bicycle(VehicleControl(steer=1.0), 40, BicycleState(0, 0, 0, speed=3.0))
+    fast = drive_bicycle(VehicleControl(steer=1.0), 40, BicycleState(0, 0, 0, speed=15.0))
     assert fast.wheel_angle < slow.wheel_angle
 
 
@@ -81,7 +81,7 @@ def test_expert_completes_routes_without_infractions(sim_config):
 def test_expert_verb_records_each_route_and_resumes(tmp_path, sim_config, capsys):
     import json
 
-    from drivestack.planning.evaluation.expert import ExpertEvalConfig, evaluate_expert
+    from drivestack.planning.evaluation.drive import ExpertEvalConfig, evaluate_expert
 
     config = ExpertEvalConfig(routes=2, towns=[20], route_length=80.0, workers=1, out=str(tmp_path), sim=sim_config)
     assert evaluate_expert(config) == 0

@@ -102,8 +102,9 @@ def model_classes(meta: dict) -> ClassMap:
 
 
 class PolicyAgent(Agent):
-    """The learned agent. With ``creep``, it drives off slowly after a long stop when perception sees no red
-    light and no obstacle ahead (:mod:`planning.creep`)."""
+    """The learned agent. It drives off slowly after a long stop when perception sees no red light and no
+    obstacle ahead (``creep``, :mod:`drivestack.planning.agents.creep`; default on, as ``drivestack drive``
+    does; ``CreepConfig(enabled=False)`` turns it off)."""
 
     def __init__(self, driver: TorchDriver | OnnxDriver, camera: str = "front", controller: ControllerConfig | None = None,
                  brake_threshold: float = 0.5, creep: CreepConfig | None = None):  # fmt: skip
@@ -111,7 +112,7 @@ class PolicyAgent(Agent):
         self.driver, self.camera = driver, camera
         self.controller_config = controller or ControllerConfig()
         self.brake_threshold = brake_threshold
-        self.creep_config = creep
+        self.creep_config = CreepConfig() if creep is None else creep
         self.classes = model_classes(driver.meta)
 
     def sensors(self) -> list[str]:
@@ -121,7 +122,7 @@ class PolicyAgent(Agent):
         check_camera(self.driver.meta, sim_config, self.camera, self.driver.source)
         self.controller = WaypointController(self.controller_config, sim_config.dt)
         self.creep = None
-        if self.creep_config is not None and self.creep_config.enabled:
+        if self.creep_config.enabled:
             camera = next(c for c in sim_config.cameras if c.name == self.camera)
             self.creep = CreepMonitor(self.creep_config, camera, self.classes, sim_config.dt)
         self.last: tuple[np.ndarray, dict[str, np.ndarray]] | None = None

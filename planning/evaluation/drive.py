@@ -1,17 +1,26 @@
-"""Drive an agent over a route suite and report leaderboard metrics (per-route JSON, summary, videos)."""
+"""Drive an agent over a route suite and score it as the leaderboard does: ``drivestack.drive`` and the
+``drive`` and ``expert`` verbs are this one path (per-route records, resume, videos, traces)."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
 from drivestack.common.config import ConfigError
-from drivestack.common.io import write_json_atomic
+from drivestack.common.io import file_digest, write_json_atomic
+from drivestack.common.resume import changed_settings
 from drivestack.planning.agents.creep import CreepConfig
+from drivestack.planning.agents.expert import ExpertAgent
 from drivestack.planning.deploy.runtime import EngineConfig
+from drivestack.planning.evaluation.metrics import RouteResult, Summary, format_table
+from drivestack.planning.evaluation.suite import RouteSuite, generated_suite, load_suite, run_suite
+from drivestack.planning.predict import Model, load
+from drivestack.sim.agent import Agent
 from drivestack.sim.settings import SimConfig
+
+DEFAULT_SUITE = "configs/routes/heldout.yaml"
 
 
 @dataclass
@@ -23,39 +32,46 @@ class DriveConfig:
     perception: str = ""  # (str) engine=torch: perception checkpoint whose weights replace the model's; empty = keep
     camera: str = "front"  # (str) camera the policy agent reads
     engine_config: EngineConfig = field(default_factory=EngineConfig)  # ONNX Runtime settings
-    suite: str = "configs/routes/heldout.yaml"  # (str) route suite file
+    suite: str = DEFAULT_SUITE  # (str) route suite file
     routes: list[str] = field(default_factory=list)  # (list[str]) only these route names; empty: all
     out: str = "runs/drive"  # (str) results folder; a re-run resumes, skipping finished routes
     videos: bool = False  # (bool) write an MP4 with overlays and a top-down map per route
     traces: bool = False  # (bool) write a per-step CSV and plot per route (out/traces): speed, light ahead, the agent's target speed and brake probability, the expert's label
-    creep: CreepConfig = field(default_factory=CreepConfig)  # policy agent: drive off slowly after a long stop when no red light and no obstacle is seen (planning/creep.py)
+    creep: CreepConfig = field(default_factory=CreepConfig)  # policy agent: drive off slowly after a long stop when no red light and no obstacle is seen (planning/agents/creep.py)
     sim: SimConfig = field(default_factory=SimConfig)
 
 
-def make_agent_factory(config: DriveConfig):
-    """A function returning the agent for each route (the policy's model is loaded once)."""
-    from drivestack.planning.agents.expert import ExpertAgent
+@dataclass
+class SuiteResults:
+    """The records of a suite's routes and their leaderboard summary."""
 
-    if config.agent == "expert":
-        return ExpertAgent
-    from drivestack.planning.agents.learned import PolicyAgent, make_driver
+    routes: list[RouteResult]
+    summary: Summary
+    out: Path
 
-    agent = PolicyAgent(make_driver(config.engine, config.model, config.onnx_model, config.engine_config, config.perception), config.camera,
-                        creep=config.creep)  # fmt: skip
-    return lambda: agent
+    def table(self) -> str:
+        return format_table(self.routes, self.summary)
+
+    def to_dict(self) -> dict:
+        return {"summary": asdict(self.summary), "routes": [r.to_dict() for r in self.routes]}
 
 
-def driver_identity(config: DriveConfig) -> dict:
-    """What decides how the routes are driven: the agent, its model files' contents, the simulator, the suite."""
-    from drivestack.common.io import file_digest
+def _agent(agent: str | Path | Model | Agent, camera: str, creep: CreepConfig | None) -> tuple[Callable[[], Agent], dict]:
+    """A factory of the agent for each route, and what identifies it in ``driver.json``."""
+    if isinstance(agent, Agent):
+        return (lambda: agent), {"agent": f"{type(agent).__module__}.{type(agent).__qualname__}"}
+    if agent == "expert":
+        return ExpertAgent, {"agent": "expert"}
+    model = agent if isinstance(agent, Model) else load(agent)
+    creep = CreepConfig() if creep is None else creep
+    policy = model.agent(camera, creep)  # loaded once, set up again on every route
+    return (lambda: policy), policy_identity(model.engine, model.path, model.perception, camera, creep)
 
-    identity = {"agent": config.agent, "suite": config.suite, "sim": asdict(config.sim)}
-    if config.agent == "policy":
-        model = config.onnx_model if config.engine == "onnx" else config.model
-        identity |= {"engine": config.engine, "model_sha256": file_digest(model),
-                     "perception_sha256": file_digest(config.perception) if config.perception else "",
-                     "camera": config.camera, "creep": asdict(config.creep)}  # fmt: skip
-    return json.loads(json.dumps(identity))  # as it reads back from driver.json (tuples become lists)
+
+def policy_identity(engine: str, model: str | Path, perception: str | Path | None, camera: str, creep: CreepConfig) -> dict:
+    """The learned agent in ``driver.json``: its model files' contents (not their names) and its settings."""
+    return {"agent": "policy", "engine": engine, "model_sha256": file_digest(model),
+            "perception_sha256": file_digest(perception) if perception else "", "camera": camera, "creep": asdict(creep)}  # fmt: skip
 
 
 def check_resume(out: Path, identity: dict) -> None:
@@ -63,8 +79,7 @@ def check_resume(out: Path, identity: dict) -> None:
     same file name, other simulator settings) would mix their results in one summary."""
     path = out / "driver.json"
     if path.is_file():
-        recorded = json.loads(path.read_text())
-        changed = [k for k in identity if recorded.get(k) != identity[k]]
+        changed = changed_settings(json.loads(path.read_text()), identity)
         if changed:
             raise ConfigError(f"{out}: its routes were driven with another {', '.join(changed)} ({path}); "
                               "use another 'out' folder, or delete this one to drive again")  # fmt: skip
@@ -73,14 +88,72 @@ def check_resume(out: Path, identity: dict) -> None:
     write_json_atomic(path, identity)
 
 
-def drive_suite(config: DriveConfig) -> int:
-    from drivestack.planning.evaluation.expert import format_table
-    from drivestack.planning.evaluation.suite import load_suite, run_suite
+def drive(
+    agent: str | Path | Model | Agent = "expert",
+    suite: str | Path | RouteSuite = DEFAULT_SUITE,
+    routes: list[str] | None = None,
+    sim: SimConfig | None = None,
+    out: str | Path = "runs/drive",
+    videos: bool = False,
+    traces: bool = False,
+    camera: str = "front",
+    creep: CreepConfig | None = None,
+    workers: int = 1,
+) -> SuiteResults:
+    """Drive ``agent`` over ``suite`` (a file, or a :class:`RouteSuite`) and score every route.
 
-    suite = load_suite(config.suite)
-    check_resume(Path(config.out), driver_identity(config))
-    results, summary = run_suite(make_agent_factory(config), suite, config.sim, Path(config.out), config.videos,
-                                 config.routes or None, config.traces)  # fmt: skip
-    print(format_table(results, summary))
+    ``agent``: ``"expert"``, a :class:`Model` (``drivestack.load()``) or a model file driven by the learned
+    agent (``camera``, ``creep``: its settings; creeping is on by default, as on the command line), or any
+    :class:`Agent`. ``routes``: only these route names. Each route's record is written to ``out/routes`` as
+    it ends; calling again resumes, and a folder driven with another agent or simulator config is refused.
+    ``workers`` > 1 drives routes in that many processes (the expert only)."""
+    sim = sim or SimConfig()
+    if workers > 1 and agent != "expert":
+        raise ValueError("drive: workers > 1 drives only the expert (a loaded model is not shared across processes)")
+    make_agent, identity = _agent(agent, camera, creep)
+    if isinstance(suite, RouteSuite):
+        suite_id = suite.name
+    else:
+        suite_id, suite = str(suite), load_suite(suite)
+    out = Path(out)
+    check_resume(out, json.loads(json.dumps({**identity, "suite": suite_id, "sim": asdict(sim)})))  # as driver.json reads back
+    results, summary = run_suite(make_agent, suite, sim, out, videos, routes or None, traces, workers)
+    return SuiteResults(results, summary, out)
+
+
+def drive_suite(config: DriveConfig) -> int:
+    """The ``drive`` verb: drive, print the table, exit status 0."""
+    if config.agent == "expert":
+        agent = "expert"
+    elif config.engine == "onnx":
+        agent = load(config.onnx_model, engine_config=config.engine_config)
+    else:
+        agent = load(config.model, perception=config.perception or None)
+    result = drive(agent, config.suite, config.routes, config.sim, config.out, config.videos, config.traces, config.camera, config.creep)
+    print(result.table())
     print(f"results in {config.out}/summary.json")
+    return 0
+
+
+@dataclass
+class ExpertEvalConfig:
+    routes: int = 50  # (int) number of routes
+    towns: list[int] = field(default_factory=lambda: list(range(1000, 1010)))  # (list[int]) town seeds, held out from training
+    route_length: float = 300.0  # (float) metres per route
+    seed: int = 0  # (int) route i uses episode seed seed*100000 + i
+    workers: int = 2  # (int) parallel simulator processes
+    out: str = "runs/expert"  # (str) folder for per-route JSON results and summary.json
+    sim: SimConfig = field(default_factory=SimConfig)
+
+    def __post_init__(self) -> None:
+        if self.routes < 1 or self.workers < 1 or not self.towns:
+            raise ValueError(f"routes and workers must be >= 1 and towns not empty, got {self.routes}, {self.workers}, {self.towns}")
+
+
+def evaluate_expert(config: ExpertEvalConfig) -> int:
+    """The ``expert`` verb: the expert on seeded routes in held-out towns; print the table, exit status 0."""
+    suite = generated_suite(f"expert-seed{config.seed}-{config.route_length:g}m", config.towns, config.routes,
+                            config.route_length, config.seed)  # fmt: skip
+    result = drive("expert", suite, sim=config.sim, out=config.out, workers=config.workers)
+    print(result.table())
     return 0

@@ -156,3 +156,19 @@ def summarize(results: list[RouteResult]) -> Summary:
         km_driven=km,
         outcomes=outcomes,
     )
+
+
+def format_table(results: list[RouteResult], summary: Summary) -> str:
+    """One line per route and the summary, as the drive commands print them."""
+    lines = [f"{'route':<22}{'DS':>7}{'RC%':>7}{'penalty':>9}  {'outcome':<10}infractions"]
+    for r in results:
+        inf = ", ".join(f"{k}={v}" for k, v in r.infractions.items()) or "-"
+        lines.append(f"{r.name:<22}{r.driving_score:7.1f}{r.completion:7.1f}{r.penalty:9.3f}  {r.outcome:<10}{inf}")
+    per_km = ", ".join(f"{k}={v:.2f}" for k, v in summary.infractions_per_km.items() if v) or "none"
+    lines += [
+        "",
+        f"routes {summary.routes}: driving score {summary.driving_score:.1f}, route completion {summary.route_completion:.1f}%, "
+        f"penalty {summary.infraction_penalty:.3f}, {summary.km_driven:.2f} km, outcomes {summary.outcomes}",
+        f"infractions per km: {per_km}",
+    ]
+    return "\n".join(lines)

@@ -26,7 +26,6 @@ class ShowConfig:
 
 def show(config: ShowConfig) -> int:
     from drivestack.planning.agents.expert import ExpertAgent
-    from drivestack.planning.evaluation.suite import top_down_map
     from drivestack.sim.embedded.backend import EmbeddedSimulator
     from drivestack.sim.visualize import VideoWriter, render_frame
 
@@ -49,7 +48,7 @@ def show(config: ShowConfig) -> int:
                     sheet.append(frame)
             if obs.done:
                 break
-        top_down_map(sim, np.array(trail), out / "map.png")
+        cv2.imwrite(str(out / "map.png"), sim.top_down_map(np.array(trail))[:, :, ::-1])
     if sheet:
         cv2.imwrite(str(out / "frames.png"), np.vstack(sheet)[:, :, ::-1])
     print(f"wrote {out / 'drive.mp4'}, {out / 'frames.png'}, {out / 'map.png'}")

@@ -5,6 +5,7 @@ optionally with a drive video and a top-down map."""
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -12,6 +13,7 @@ from typing import Callable
 import cv2
 import numpy as np
 from drivestack.common.config import load_config
+from drivestack.common.errors import InputError
 from drivestack.common.io import write_json_atomic
 from drivestack.planning.evaluation.metrics import RouteResult, RouteScorer, Summary, route_timeout, summarize
 from drivestack.sim import make_simulator
@@ -94,8 +96,9 @@ def drive_route(
             agent.destroy()
             if steps:
                 steps.write(trace)
-        if video and hasattr(sim, "route"):
-            top_down_map(sim, np.array(trail), video.with_suffix(".png"))
+        town_map = sim.top_down_map(np.array(trail)) if video else None
+        if town_map is not None:
+            cv2.imwrite(str(video.with_suffix(".png")), town_map[:, :, ::-1])
     return scorer.result()
 
 
@@ -107,17 +110,17 @@ class _NoVideo:
         return None
 
 
-def top_down_map(sim, trail: np.ndarray, path: Path, size: int = 900) -> None:
-    """Embedded simulator: the town map with the route (cyan) and the path driven (magenta)."""
-    scene = sim._scene
-    k = size / max(scene.rgb.shape[:2])
-    image = cv2.resize(scene.rgb, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
-    to_px = lambda p: ((np.asarray(p) - scene.origin) / scene.res * k).astype(np.int32)  # noqa: E731
-    cv2.polylines(image, [to_px(sim.route.points)], False, (0, 255, 255), 3, cv2.LINE_AA)
-    if len(trail) > 1:
-        cv2.polylines(image, [to_px(trail)], False, (255, 0, 255), 2, cv2.LINE_AA)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), image[:, :, ::-1])
+def generated_suite(name: str, towns: list[int], routes: int, length: float, seed: int) -> RouteSuite:
+    """``routes`` random routes of ``length`` metres, cycling through ``towns``; route i has episode seed
+    ``seed * 100000 + i``."""
+    return RouteSuite(name, [SuiteRoute(name=f"town{towns[i % len(towns)]:04d}_route{i:03d}", town=towns[i % len(towns)],
+                                        seed=seed * 100000 + i, length=length) for i in range(routes)])  # fmt: skip
+
+
+def _drive_job(job: tuple) -> RouteResult:
+    """One route in a worker process (``run_suite`` with workers)."""
+    make_agent, sim_config, route, video, trace = job
+    return drive_route(make_agent(), sim_config, route, video, trace=trace)
 
 
 def run_suite(
@@ -128,25 +131,35 @@ def run_suite(
     videos: bool = False,
     only: list[str] | None = None,
     traces: bool = False,
+    workers: int = 1,
 ) -> tuple[list[RouteResult], Summary]:
     """Drive every route not yet recorded under ``out/routes``; return all records and their summary.
-    ``videos``: an MP4 and a map per route in ``out/videos``; ``traces``: a per-step CSV and plot in ``out/traces``."""
+    ``videos``: an MP4 and a map per route in ``out/videos``; ``traces``: a per-step CSV and plot in ``out/traces``;
+    ``workers`` > 1: that many simulator processes (``make_agent`` must then be picklable: a class or a
+    module-level function)."""
     routes_dir = out / "routes"
     routes_dir.mkdir(parents=True, exist_ok=True)
     unknown = sorted(set(only or []) - {r.name for r in suite.routes})
     if unknown:
-        raise ValueError(f"routes {unknown} are not in suite '{suite.name}' (has {[r.name for r in suite.routes]})")
+        raise InputError(f"routes {unknown} are not in suite '{suite.name}' (has {[r.name for r in suite.routes]})")
     routes = [r for r in suite.routes if not only or r.name in only]
     todo = [r for r in routes if not _finished(routes_dir / f"{r.name}.json")]
-    bar = tqdm(total=len(routes), initial=len(routes) - len(todo), desc=f"drive {suite.name}", unit="route")
+    jobs = [(make_agent, sim_config, r, out / "videos" / f"{r.name}.mp4" if videos else None,
+             out / "traces" / f"{r.name}.csv" if traces else None) for r in todo]  # fmt: skip
     for route in todo:
-        record = routes_dir / f"{route.name}.json"
-        write_json_atomic(record, {"name": route.name, "status": "started"})
-        result = drive_route(make_agent(), sim_config, route, out / "videos" / f"{route.name}.mp4" if videos else None,
-                             trace=out / "traces" / f"{route.name}.csv" if traces else None)  # fmt: skip
-        write_json_atomic(record, {"status": "finished", **result.to_dict()})
-        bar.update()
-    bar.close()
+        write_json_atomic(routes_dir / f"{route.name}.json", {"name": route.name, "status": "started"})
+    with tqdm(total=len(routes), initial=len(routes) - len(todo), desc=f"drive {suite.name}", unit="route") as bar:
+        if workers > 1 and len(jobs) > 1:
+            with mp.get_context("spawn").Pool(min(workers, len(jobs))) as pool:
+                finished = pool.imap_unordered(_drive_job, jobs)
+                for result in finished:
+                    write_json_atomic(routes_dir / f"{result.name}.json", {"status": "finished", **result.to_dict()})
+                    bar.update()
+        else:
+            for job in jobs:
+                result = _drive_job(job)
+                write_json_atomic(routes_dir / f"{result.name}.json", {"status": "finished", **result.to_dict()})
+                bar.update()
     results = [_load_result(routes_dir / f"{r.name}.json") for r in routes]
     summary = summarize(results)
     write_json_atomic(out / "summary.json", {"suite": suite.name, "summary": asdict(summary),

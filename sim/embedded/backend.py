@@ -7,6 +7,7 @@ import math
 from dataclasses import replace
 from functools import lru_cache
 
+import cv2
 import numpy as np
 from drivestack.sim.camera import Pose, intrinsics
 from drivestack.sim.conventions import ActorKind, RoadOption, Tag, TrafficLightState
@@ -104,6 +105,17 @@ class EmbeddedSimulator(Simulator):
         self.time += self.dt
         events = self.monitor.update(self.ego, self.traffic, self.time, self.dt)
         return self._observe(render=render, events=events)
+
+    def top_down_map(self, trail: np.ndarray, size: int = 900) -> np.ndarray:
+        """The town map with the route (cyan) and the path driven (magenta)."""
+        scene = self._scene
+        k = size / max(scene.rgb.shape[:2])
+        image = cv2.resize(scene.rgb, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
+        to_px = lambda p: ((np.asarray(p) - scene.origin) / scene.res * k).astype(np.int32)  # noqa: E731
+        cv2.polylines(image, [to_px(self.route.points)], False, (0, 255, 255), 3, cv2.LINE_AA)
+        if len(trail) > 1:
+            cv2.polylines(image, [to_px(trail)], False, (255, 0, 255), 2, cv2.LINE_AA)
+        return image
 
     def close(self) -> None:
         if self._renderer is not None:

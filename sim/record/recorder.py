@@ -20,12 +20,13 @@ import signal
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal
+from typing import Callable, Iterable, Literal
 
 import numpy as np
 import tqdm
 from drivestack.common.config import to_dict
 from drivestack.common.io import software_version, write_atomic, write_json_atomic
+from drivestack.common.resume import changed_settings
 from drivestack.sim import make_simulator
 from drivestack.sim.agent import Agent
 from drivestack.sim.interface import Box2D, CameraFrame, Observation, RouteSpec, Simulator, VehicleControl
@@ -521,30 +522,13 @@ class _Collection:
         self._episodes.close()
 
 
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    """{"a": {"b": 1}} -> {"a.b": 1}."""
-    if not isinstance(data, dict):
-        return {prefix: data}
-    flat = {}
-    for key, value in data.items():
-        flat.update(_flatten(value, f"{prefix}.{key}" if prefix else key))
-    return flat
-
-
-def _changed_settings(old: dict, new: dict) -> list[str]:
-    """Dotted keys whose values differ, apart from those a resumed run may change."""
-    old, new = _flatten(old), _flatten(new)
-    keys = {k for k in old.keys() | new.keys() if k.split(".")[0] not in RUN_ONLY_KEYS}
-    return sorted(k for k in keys if old.get(k) != new.get(k))
-
-
 def open_manifest(config: CollectConfig) -> Manifest:
     """Create the dataset folder and manifest, or check an existing one was made with the same settings."""
     root = Path(config.out)
     root.mkdir(parents=True, exist_ok=True)
     settings = json.loads(json.dumps(to_dict(config)))  # as stored: tuples become lists
     if (root / MANIFEST_NAME).exists():
-        changed = _changed_settings(load_manifest(root).config, settings)
+        changed = changed_settings(load_manifest(root).config, settings, free=RUN_ONLY_KEYS)
         if changed:
             raise DatasetError(root / MANIFEST_NAME, f"collected with other settings (changed: {', '.join(changed)}); "
                                "use the same settings to resume, or another 'out' folder")  # fmt: skip

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drivestack.planning.evaluation.expert import ExpertEvalConfig, evaluate_expert
+from drivestack.planning.evaluation.drive import ExpertEvalConfig, evaluate_expert
 
 CONFIG_CLASS = ExpertEvalConfig
 DEFAULT_CONFIG = "expert.yaml"
