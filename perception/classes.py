@@ -130,5 +130,7 @@ class ClassMap:
 
 def classes_from_meta(meta: dict, source: str) -> ClassMap:
     """The class map a model was trained with, from its checkpoint or ONNX metadata (``seg_classes``,
-    ``det_classes``); ``source`` names the file in errors."""
+    ``det_classes``; the default map for models that do not say); ``source`` names the file in errors."""
+    if "det_classes" not in meta:
+        return ClassMap()
     return config_from_dict(ClassMap, {"seg": meta["seg_classes"], "det": meta["det_classes"]}, source)

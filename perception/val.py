@@ -8,17 +8,12 @@ from pathlib import Path
 import cv2
 import torch
 from drivestack.common.checkpoint import load_model
-from drivestack.perception.classes import ClassMap, classes_from_meta
+from drivestack.perception.classes import classes_from_meta
 from drivestack.perception.config import PerceptionConfig
 from drivestack.perception.data.dataset import DrivingDataset, collate
 from drivestack.perception.evaluation import evaluate, measure_latency
 from drivestack.perception.postprocess import Decoding, postprocess
 from drivestack.perception.visualize import draw_boxes, overlay_mask
-
-
-def checkpoint_classes(checkpoint: dict) -> ClassMap:
-    """The class map a checkpoint was trained with."""
-    return classes_from_meta(checkpoint["meta"], "checkpoint meta")
 
 
 def render(model: torch.nn.Module, dataset: DrivingDataset, count: int, threshold: float, out: Path,
@@ -40,7 +35,7 @@ def render(model: torch.nn.Module, dataset: DrivingDataset, count: int, threshol
 def val_perception(config: PerceptionConfig) -> int:
     cfg = config.val
     model, checkpoint = load_model(cfg.checkpoint, ema=cfg.ema)
-    classes = checkpoint_classes(checkpoint)
+    classes = classes_from_meta(checkpoint["meta"], "checkpoint meta")
     dataset = DrivingDataset(config.data.root, config.data.towns(cfg.split), classes, config.data.camera, cache=False)
     result = evaluate(model, dataset, classes, cfg.batch_size, cfg.score_threshold, decoding=cfg.decoding)
     size = dataset.shape

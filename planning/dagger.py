@@ -1,6 +1,6 @@
 """DAgger data: the learned agent drives random routes while the privileged expert labels every state it visits.
 
-The recorder (:mod:`sim.recorder`) runs the episodes, so the dataset format, resume by deterministic replay,
+The recorder (:mod:`drivestack.sim.record.recorder`) runs the episodes, so the dataset format, resume by deterministic replay,
 workers and progress bars are those of ``collect``; the learned agent is its driver. ``control`` is
 what was applied (the learner's, or the expert's in the 1 s blocks drawn with probability ``beta``),
 ``expert_control`` and ``expert_target_speed`` are the expert's labels. The manifest stores this config, so

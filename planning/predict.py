@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 from drivestack.common.paths import resolve
-from drivestack.perception.classes import ClassMap
+from drivestack.perception.classes import ClassMap, classes_from_meta
 from drivestack.perception.postprocess import Prediction, postprocess
 from drivestack.perception.visualize import draw_policy
 from drivestack.planning.agents.creep import CreepConfig
-from drivestack.planning.agents.learned import OnnxDriver, PolicyAgent, TorchDriver, brake_probability, model_classes
+from drivestack.planning.agents.learned import OnnxDriver, PolicyAgent, TorchDriver, brake_probability
 from drivestack.planning.deploy.runtime import EngineConfig
 from drivestack.sim.conventions import RoadOption
 
@@ -94,7 +94,7 @@ class Model:
 
     def __init__(self, driver: TorchDriver | OnnxDriver, path: Path, perception: Path | None = None) -> None:
         self.driver, self.path, self.perception = driver, path, perception
-        self.classes = model_classes(driver.meta)
+        self.classes = classes_from_meta(driver.meta, driver.source)
 
     @property
     def engine(self) -> str:

@@ -21,7 +21,7 @@ class AgentDebug:
     waypoints: np.ndarray | None = None  # (K, 2) planned waypoints, ego frame
     target_speed: float | None = None
     brake_probability: float | None = None  # learned agents: the policy's brake output, 0..1
-    creeping: bool = False  # learned agents: driving off by the creep rule (planning.creep), not by the policy
+    creeping: bool = False  # learned agents: driving off by the creep rule (drivestack.planning.agents.creep), not by the policy
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 

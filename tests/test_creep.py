@@ -1,4 +1,4 @@
-"""Creeping after a long stop (planning/creep.py): the ground geometry, the perception gates, the timing, and
+"""Creeping after a long stop (planning/agents/creep.py): the ground geometry, the perception gates, the timing, and
 the agent driving off only with creep on."""
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Tests of sim.render against the analytic CARLA camera model of sim.camera."""
+"""Tests of drivestack.sim.embedded.render against the analytic CARLA camera model of drivestack.sim.camera."""
 
 from __future__ import annotations
 

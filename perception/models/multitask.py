@@ -2,7 +2,7 @@
 
 Like torchvision's FCOS the model is composed of parts with defaults and built by :func:`build_multitask`;
 like nanoGPT one :class:`ModelConfig` configures it and a checkpoint stores that config, so
-``perception.training.checkpoint.load_model(path)`` rebuilds the model by itself.
+``drivestack.common.checkpoint.load_model(path)`` rebuilds the model by itself.
 
 ``forward(images)`` takes uint8-range images (B,3,H,W), RGB, uint8 or float, H and W multiples of 32,
 normalises them inside the network (so an exported ONNX graph takes raw frames) and returns the same dict

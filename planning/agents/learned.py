@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from drivestack.common.errors import InputError
-from drivestack.perception.classes import ClassMap, classes_from_meta
+from drivestack.perception.classes import classes_from_meta
 from drivestack.perception.postprocess import postprocess
 from drivestack.planning.agents.creep import CreepConfig, CreepMonitor
 from drivestack.planning.control import ControllerConfig, WaypointController
@@ -63,7 +63,7 @@ class TorchDriver:
 
 
 class OnnxDriver:
-    """The fused ONNX graph in ONNX Runtime (see :mod:`perception.engine`)."""
+    """The fused ONNX graph in ONNX Runtime (see :mod:`drivestack.planning.deploy.runtime`)."""
 
     def __init__(self, path: str | Path, engine_config=None):
         from drivestack.planning.deploy.runtime import OnnxEngine
@@ -94,13 +94,6 @@ def brake_probability(out: dict[str, np.ndarray]) -> float:
     return 1.0 / (1.0 + float(np.exp(-float(out["brake"][0]))))
 
 
-def model_classes(meta: dict) -> ClassMap:
-    """The class map a driving model was trained with (the default one for models that do not say)."""
-    if "det_classes" not in meta:
-        return ClassMap()
-    return classes_from_meta(meta, "model meta")
-
-
 class PolicyAgent(Agent):
     """The learned agent. It drives off slowly after a long stop when perception sees no red light and no
     obstacle ahead (``creep``, :mod:`drivestack.planning.agents.creep`; default on, as ``drivestack drive``
@@ -113,7 +106,7 @@ class PolicyAgent(Agent):
         self.controller_config = controller or ControllerConfig()
         self.brake_threshold = brake_threshold
         self.creep_config = CreepConfig() if creep is None else creep
-        self.classes = model_classes(driver.meta)
+        self.classes = classes_from_meta(driver.meta, driver.source)
 
     def sensors(self) -> list[str]:
         return [self.camera]

@@ -1,5 +1,5 @@
 """Probe a driving policy on recorded frames where the car stands at a light: how often it brakes when the
-expert would go (green) and when the expert waits (red), and how often the creep gates (planning/creep.py:
+expert would go (green) and when the expert waits (red), and how often the creep gates (planning/agents/creep.py:
 no red or yellow light seen, nothing in the corridor ahead) would let it drive off. Run it on a DAgger round
 the policy did not train on to tell learning the light from memorising the stops (docs/policy.md)."""
 
@@ -11,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 from drivestack.common.config import config_from_dict
+from drivestack.perception.classes import classes_from_meta
 from drivestack.planning.agents.creep import CreepConfig, CreepGates
-from drivestack.planning.agents.learned import TorchDriver, brake_probability, model_classes
+from drivestack.planning.agents.learned import TorchDriver, brake_probability
 from drivestack.sim.conventions import TrafficLightState
 from drivestack.sim.record.dataset_io import image_path, list_episodes, load_manifest, read_measurements, read_rgb
 from drivestack.sim.settings import CameraConfig
@@ -56,7 +57,7 @@ def probe(config: ProbeConfig) -> int:
     ext = manifest.format.rgb_format
     cameras = {c["name"]: c for c in manifest.config["sim"]["cameras"]}
     camera = config_from_dict(CameraConfig, cameras[config.camera], f"{config.data} manifest camera")
-    gates = CreepGates(config.creep, camera, model_classes(driver.meta))
+    gates = CreepGates(config.creep, camera, classes_from_meta(driver.meta, driver.source))
     rng = np.random.default_rng(config.seed)
     results = {}
     for name, frames in standing_frames(config).items():

@@ -66,7 +66,7 @@ def drive_route(
     trace: Path | None = None,
 ) -> RouteResult:
     """Drive one route with ``agent``; render only when the agent needs cameras or a video is written.
-    With ``trace``, write the per-step trace (CSV and plot, :mod:`planning.trace`) there."""
+    With ``trace``, write the per-step trace (CSV and plot, :mod:`drivestack.planning.evaluation.trace`) there."""
     from drivestack.planning.evaluation.trace import DriveTrace
     from drivestack.sim.visualize import VideoWriter, render_frame
 

@@ -29,7 +29,7 @@ class TraceRow:
     light_distance: float  # m to its stop line (inf: none ahead)
     target_speed: float  # m/s, what the agent asked its controller for
     brake_probability: float  # the policy's brake output (nan for agents without one)
-    creeping: bool  # the agent drives off by the creep rule (planning.creep), not by the policy
+    creeping: bool  # the agent drives off by the creep rule (drivestack.planning.agents.creep), not by the policy
     expert_target_speed: float  # m/s, the expert's label for the same observation
     throttle: float
     steer: float

@@ -4,7 +4,7 @@
 in m/s, the RoadOption command (B,) and the target point (B,2) in the ego frame, and returns the perception
 outputs (``seg``, ``heatmap``, ``box``) and the policy outputs (``path``, ``target_speed``, ``brake``).
 
-For policy training (:mod:`tools.train_policy`) the perception part is frozen (kept in eval mode, no
+For policy training (:mod:`drivestack.planning.policy.train`) the perception part is frozen (kept in eval mode, no
 gradients) and ``forward_batch`` feeds the policy either the perception outputs or, for the privileged
 stage, ground truth built by the data loader. The checkpoint holds both parts, so it rebuilds the whole
 driving network by itself.

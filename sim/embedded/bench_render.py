@@ -1,4 +1,4 @@
-"""Frames per second of :class:`sim.render.Renderer` at 320x160: ``python -m drivestack.cli.bench_render``.
+"""Frames per second of :class:`drivestack.sim.embedded.render.Renderer` at 320x160: ``python -m drivestack.sim.embedded.bench_render``.
 
 For one core: ``LP_NUM_THREADS=1 taskset -c 0 python -m drivestack.cli.bench_render``.
 """

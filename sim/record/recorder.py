@@ -5,8 +5,9 @@ the rest in-process or in ``workers`` spawned processes. :func:`record_episode` 
 partial episode keeps its valid prefix (:func:`recover_episode`) and is replayed from reset without
 rendering up to its last kept frame, checking that the replay reproduces the kept measurements.
 
-Who drives is a hook: the expert labels every frame, and a :class:`Driver` picks the control applied from the
-observation and that label (the expert itself by default; a learned agent for DAgger, ``planning.dagger``).
+Both are agents (:class:`drivestack.sim.agent.Agent`): the expert labels every frame, and the driver's
+control is applied (the expert itself by default; the learned agent for DAgger, with the expert driving in
+the 1 s blocks drawn with probability ``beta``; ``drivestack.planning.dagger``).
 """
 
 from __future__ import annotations
@@ -219,7 +220,7 @@ def _box(box: Box2D) -> dict:
 def measurement_record(
     frame: int, obs: Observation, applied: VehicleControl, label: VehicleControl, target_speed: float | None = None
 ) -> dict:
-    """The measurements.jsonl record of one frame (keys: ``sim.dataset_io.MEASUREMENT_KEYS``)."""
+    """The measurements.jsonl record of one frame (keys: ``dataset_io.MEASUREMENT_KEYS``)."""
     pose, light, events = obs.ego.pose, obs.traffic_light, obs.events
     return {
         "frame": frame,

@@ -1,7 +1,7 @@
 """``drivestack <verb> [config=FILE.yaml] [key=value ...]``: one entry point for every command.
 
-Each verb is a module in ``tools/`` with ``CONFIG_CLASS`` (a dataclass), ``DEFAULT_CONFIG`` (a file in
-``configs/`` or None) and ``run(config) -> int``. Keys are dotted paths into the config
+Each verb is a thin module in ``drivestack.cli`` (``tools/cli/``) with ``CONFIG_CLASS`` (a dataclass),
+``DEFAULT_CONFIG`` (a file in ``configs/`` or None) and ``run(config) -> int``, which calls the library. Keys are dotted paths into the config
 (``sim.traffic.vehicles=30``); ``config=`` picks another YAML file. ``drivestack <verb> --help`` prints
 the verb's documented defaults.
 """

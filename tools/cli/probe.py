@@ -1,5 +1,5 @@
 """Probe a driving policy on recorded frames where the car stands at a light: how often it brakes when the
-expert would go (green) and when the expert waits (red), and how often the creep gates (planning/creep.py:
+expert would go (green) and when the expert waits (red), and how often the creep gates (planning/agents/creep.py:
 no red or yellow light seen, nothing in the corridor ahead) would let it drive off. Run it on a DAgger round
 the policy did not train on to tell learning the light from memorising the stops (docs/policy.md)."""
 

@@ -1,15 +1,15 @@
 """A task-agnostic trainer: AdamW, warm-up + cosine, clipping, AMP, EMA, DDP, atomic checkpoints, resume.
 
-Used by perception (``tools/train.py``) and meant for any other model of the project (the driving policy)
-without a second training loop.
+Used by perception (:mod:`drivestack.perception.train`) and the driving policy
+(:mod:`drivestack.planning.policy.train`): one training loop for both.
 
 Extension points (what a task provides):
 
 - ``model``: an ``nn.Module`` with ``forward(inputs) -> outputs`` (the same structure in train and eval)
   and ``compute_loss(outputs, targets) -> dict[str, Tensor]`` of named, already weighted losses; the
   trainer backpropagates their sum and logs each one.
-- ``model_spec``: from :func:`perception.training.checkpoint.model_spec` -- the ``"module:function"``
-  builder and config dataclass that rebuild the model from a checkpoint.
+- ``model_spec``: from :func:`drivestack.common.checkpoint.model_spec` -- the registered builder's name
+  and the config that rebuild the model from a checkpoint.
 - ``train_set`` / ``val_set``: map-style datasets; ``collate_fn`` must return ``(inputs, targets)``; tensors
   anywhere inside them (dicts, lists) are moved to the device. A dataset with ``set_epoch(epoch)`` is told
   the epoch before each one (seeded per-epoch augmentation).
