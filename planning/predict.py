@@ -92,8 +92,9 @@ class Results:
 class Model:
     """A driving model in PyTorch (a checkpoint) or ONNX Runtime (a fused graph from ``drivestack export``)."""
 
-    def __init__(self, driver: TorchDriver | OnnxDriver, path: Path, perception: Path | None = None) -> None:
-        self.driver, self.path, self.perception = driver, path, perception
+    def __init__(self, driver: TorchDriver | OnnxDriver, path: Path, perception: Path | None = None,
+                 engine_config: EngineConfig | None = None) -> None:  # fmt: skip
+        self.driver, self.path, self.perception, self.engine_config = driver, path, perception, engine_config
         self.classes = classes_from_meta(driver.meta, driver.source)
 
     @property
@@ -133,4 +134,4 @@ def load(path: str | Path = SHIPPED_MODEL, engine_config: EngineConfig | None = 
         return Model(TorchDriver(path, perception=perception), path, perception)
     if perception:
         raise ValueError(f"{path}: perception weights can only replace those of a PyTorch checkpoint")
-    return Model(OnnxDriver(path, engine_config), path)
+    return Model(OnnxDriver(path, engine_config), path, engine_config=engine_config)

@@ -1,11 +1,14 @@
 """`drivestack drive` resumes a results folder only with the driver that started it."""
 
+import os
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from drivestack.common.config import ConfigError
 from drivestack.planning.agents.creep import CreepConfig
-from drivestack.planning.evaluation.drive import DriveConfig, check_resume, drive_suite, policy_identity
+from drivestack.planning.agents.expert import ExpertAgent
+from drivestack.planning.evaluation.drive import DriveConfig, check_resume, drive, drive_suite, policy_identity
 from drivestack.sim.settings import CameraConfig, SimConfig, TownConfig, TrafficConfig
 
 from tests.perception_helpers import write_tiny_suite
@@ -36,3 +39,34 @@ def test_a_retrained_model_under_the_same_file_name_is_another_driver(tmp_path):
     model.write_bytes(b"round 2")
     with pytest.raises(ConfigError, match="another model_sha256"):
         check_resume(tmp_path / "drive", identity())
+
+
+class ExpertKilledOnce(ExpertAgent):
+    """The expert, whose process is killed (no Python clean-up) at step 30 of the first route to get there."""
+
+    def __init__(self, marker: Path) -> None:
+        super().__init__()
+        self.marker = marker
+
+    def setup(self, sim_config: SimConfig) -> None:
+        super().setup(sim_config)
+        self.steps = 0
+
+    def run_step(self, obs):
+        self.steps += 1
+        if self.steps == 30 and not self.marker.exists():
+            self.marker.touch()
+            os._exit(9)
+        return super().run_step(obs)
+
+
+def test_a_worker_killed_mid_route_is_retried_and_each_route_driven_once(tmp_path, tiny_drive):
+    suite = tmp_path / "three.yaml"
+    suite.write_text("name: three\nroutes:\n" + "".join(f"  - {{name: {n}, town: 2000, seed: {i}, length: 40.0}}\n"
+                                                         for i, n in enumerate(["first", "second", "third"])))  # fmt: skip
+    result = drive(ExpertKilledOnce(tmp_path / "killed"), suite, sim=tiny_drive.sim, out=tmp_path / "ray", workers=2)
+    assert (tmp_path / "killed").exists(), "the worker should have been killed once"
+    assert [r.name for r in result.routes] == ["first", "second", "third"] and result.summary.routes == 3
+    assert all(r.completion == 100.0 for r in result.routes)
+    in_process = drive(ExpertAgent(), suite, sim=tiny_drive.sim, out=tmp_path / "one")
+    assert [r.to_dict() for r in result.routes] == [r.to_dict() for r in in_process.routes]  # the retry drove it anew

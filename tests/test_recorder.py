@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from drivestack.cli import execute
 from drivestack.common.config import load_config, read_yaml, to_dict
+from drivestack.common.parallel import RayConfig
 from drivestack.sim.agent import Agent
 from drivestack.sim.camera import Pose
 from drivestack.sim.conventions import ActorKind, RoadOption, Tag, TrafficLightState
@@ -65,7 +66,9 @@ class FakeSimulator(Simulator):
 
     def step(self, control: VehicleControl, render: bool = True) -> Observation:
         if self.crash is not None and self.crash[:2] == (self._seed, self._frame + 1):
-            raise self.crash[2](f"injected crash before frame {self._frame + 1}")
+            error = self.crash[2](f"injected crash before frame {self._frame + 1}")
+            if error is not None:  # a crash that happens only once returns None afterwards
+                raise error
         self._accel = 3.0 * control.throttle - 6.0 * control.brake
         self._speed = max(0.0, self._speed + self._accel * self.dt)
         self._yaw += 20.0 * control.steer * self.dt
@@ -325,13 +328,36 @@ def die(message: str) -> BaseException:
     os._exit(3)
 
 
-def test_a_worker_that_dies_leaves_its_episode_incomplete(tmp_path, capsys):
-    config = small_config(tmp_path / "ds", workers=2)
+def test_a_worker_that_dies_every_time_leaves_its_episode_incomplete(tmp_path, capsys):
+    config = small_config(tmp_path / "ds", workers=2, ray=RayConfig(max_retries=1))
     target = plan_episodes(config)[0]
     dying = functools.partial(FakeSimulator, crash=(target.route_seed, 5, die))
     result = collect(config, make_sim=dying, make_expert=FakeExpert)
     assert result.incomplete == [target.name] and len(result.completed) == 3 and not result.failed
-    assert "died with exit code 3" in capsys.readouterr().out
+    assert f"episode {target.name}: its worker died on each of 2 tries" in capsys.readouterr().out
+
+
+class DieOnce:
+    """A crash no Python code can catch, the first time only (a marker file remembers it across processes)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __call__(self, message: str) -> None:
+        if not self.marker.exists():
+            self.marker.touch()
+            os._exit(9)
+        return None
+
+
+def test_a_killed_worker_is_retried_and_its_episode_resumed(tmp_path, reference):
+    """The retry resumes the episode from the frames the killed worker wrote: the same dataset, nothing twice."""
+    config = small_config(tmp_path / "ds", workers=2)
+    target = plan_episodes(config)[2]
+    killed = functools.partial(FakeSimulator, crash=(target.route_seed, 12, DieOnce(tmp_path / "killed")))
+    result = collect(config, make_sim=killed, make_expert=FakeExpert)
+    assert (tmp_path / "killed").exists() and len(result.completed) == 4 and not result.failed
+    assert snapshot(Path(config.out)) == snapshot(reference[1])
 
 
 def test_plan_is_deterministic_per_town_and_route():

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable, Literal
 
 from drivestack.common.config import ConfigError
 from drivestack.common.io import file_digest, write_json_atomic
+from drivestack.common.parallel import RayConfig
 from drivestack.common.resume import changed_settings
 from drivestack.planning.agents.creep import CreepConfig
 from drivestack.planning.agents.expert import ExpertAgent
+from drivestack.planning.agents.learned import PolicyAgent
 from drivestack.planning.deploy.runtime import EngineConfig
 from drivestack.planning.evaluation.metrics import RouteResult, Summary, format_table
 from drivestack.planning.evaluation.suite import RouteSuite, generated_suite, load_suite, run_suite
@@ -38,6 +41,8 @@ class DriveConfig:
     videos: bool = False  # (bool) write an MP4 with overlays and a top-down map per route
     traces: bool = False  # (bool) write a per-step CSV and plot per route (out/traces): speed, light ahead, the agent's target speed and brake probability, the expert's label
     creep: CreepConfig = field(default_factory=CreepConfig)  # policy agent: drive off slowly after a long stop when no red light and no obstacle is seen (planning/agents/creep.py)
+    workers: int = 1  # (int) routes driven at a time, one simulator and one agent each, as Ray tasks; 1 = one after the other in this process
+    ray: RayConfig = field(default_factory=RayConfig)  # where the workers run: a local Ray by default, or a cluster
     sim: SimConfig = field(default_factory=SimConfig)
 
 
@@ -56,16 +61,32 @@ class SuiteResults:
         return {"summary": asdict(self.summary), "routes": [r.to_dict() for r in self.routes]}
 
 
-def _agent(agent: str | Path | Model | Agent, camera: str, creep: CreepConfig | None) -> tuple[Callable[[], Agent], dict]:
-    """A factory of the agent for each route, and what identifies it in ``driver.json``."""
+_LOADED: dict[str, PolicyAgent] = {}
+
+
+def policy_agent(path: str | Path, engine_config: EngineConfig | None, perception: str | Path | None, camera: str,
+                 creep: CreepConfig) -> PolicyAgent:  # fmt: skip
+    """The learned agent of a model file, loaded once per process (a Ray worker drives many routes with it)."""
+    key = repr((str(path), engine_config, str(perception or ""), camera, creep))
+    if key not in _LOADED:
+        _LOADED[key] = load(path, engine_config, perception).agent(camera, creep)
+    return _LOADED[key]
+
+
+def _agent(agent: str | Path | Model | Agent, camera: str, creep: CreepConfig | None, remote: bool) -> tuple[Callable[[], Agent], dict]:
+    """A factory of the agent for each route, and what identifies it in ``driver.json``. ``remote``: the
+    factory travels to Ray workers, so a model is sent as its files and loaded there."""
     if isinstance(agent, Agent):
         return (lambda: agent), {"agent": f"{type(agent).__module__}.{type(agent).__qualname__}"}
     if agent == "expert":
         return ExpertAgent, {"agent": "expert"}
     model = agent if isinstance(agent, Model) else load(agent)
     creep = CreepConfig() if creep is None else creep
+    identity = policy_identity(model.engine, model.path, model.perception, camera, creep)
+    if remote:
+        return partial(policy_agent, model.path, model.engine_config, model.perception, camera, creep), identity
     policy = model.agent(camera, creep)  # loaded once, set up again on every route
-    return (lambda: policy), policy_identity(model.engine, model.path, model.perception, camera, creep)
+    return (lambda: policy), identity
 
 
 def policy_identity(engine: str, model: str | Path, perception: str | Path | None, camera: str, creep: CreepConfig) -> dict:
@@ -99,6 +120,7 @@ def drive(
     camera: str = "front",
     creep: CreepConfig | None = None,
     workers: int = 1,
+    ray: RayConfig | None = None,
 ) -> SuiteResults:
     """Drive ``agent`` over ``suite`` (a file, or a :class:`RouteSuite`) and score every route.
 
@@ -106,18 +128,16 @@ def drive(
     agent (``camera``, ``creep``: its settings; creeping is on by default, as on the command line), or any
     :class:`Agent`. ``routes``: only these route names. Each route's record is written to ``out/routes`` as
     it ends; calling again resumes, and a folder driven with another agent or simulator config is refused.
-    ``workers`` > 1 drives routes in that many processes (the expert only)."""
-    sim = sim or SimConfig()
-    if workers > 1 and agent != "expert":
-        raise ValueError("drive: workers > 1 drives only the expert (a loaded model is not shared across processes)")
-    make_agent, identity = _agent(agent, camera, creep)
+    ``workers`` > 1 drives that many routes at a time as Ray tasks (a local Ray, or the cluster ``ray`` names)."""
+    sim, ray = sim or SimConfig(), ray or RayConfig()
+    make_agent, identity = _agent(agent, camera, creep, remote=workers > 1 or bool(ray.cluster()))
     if isinstance(suite, RouteSuite):
         suite_id = suite.name
     else:
         suite_id, suite = str(suite), load_suite(suite)
     out = Path(out)
     check_resume(out, json.loads(json.dumps({**identity, "suite": suite_id, "sim": asdict(sim)})))  # as driver.json reads back
-    results, summary = run_suite(make_agent, suite, sim, out, videos, routes or None, traces, workers)
+    results, summary = run_suite(make_agent, suite, sim, out, videos, routes or None, traces, workers, ray)
     return SuiteResults(results, summary, out)
 
 
@@ -129,7 +149,8 @@ def drive_suite(config: DriveConfig) -> int:
         agent = load(config.onnx_model, engine_config=config.engine_config)
     else:
         agent = load(config.model, perception=config.perception or None)
-    result = drive(agent, config.suite, config.routes, config.sim, config.out, config.videos, config.traces, config.camera, config.creep)
+    result = drive(agent, config.suite, config.routes, config.sim, config.out, config.videos, config.traces, config.camera, config.creep,
+                   config.workers, config.ray)
     print(result.table())
     print(f"results in {config.out}/summary.json")
     return 0
@@ -141,7 +162,8 @@ class ExpertEvalConfig:
     towns: list[int] = field(default_factory=lambda: list(range(1000, 1010)))  # (list[int]) town seeds, held out from training
     route_length: float = 300.0  # (float) metres per route
     seed: int = 0  # (int) route i uses episode seed seed*100000 + i
-    workers: int = 2  # (int) parallel simulator processes
+    workers: int = 2  # (int) routes driven at a time, as Ray tasks
+    ray: RayConfig = field(default_factory=RayConfig)  # where the workers run: a local Ray by default, or a cluster
     out: str = "runs/expert"  # (str) folder for per-route JSON results and summary.json
     sim: SimConfig = field(default_factory=SimConfig)
 
@@ -154,6 +176,6 @@ def evaluate_expert(config: ExpertEvalConfig) -> int:
     """The ``expert`` verb: the expert on seeded routes in held-out towns; print the table, exit status 0."""
     suite = generated_suite(f"expert-seed{config.seed}-{config.route_length:g}m", config.towns, config.routes,
                             config.route_length, config.seed)  # fmt: skip
-    result = drive("expert", suite, sim=config.sim, out=config.out, workers=config.workers)
+    result = drive("expert", suite, sim=config.sim, out=config.out, workers=config.workers, ray=config.ray)
     print(result.table())
     return 0

@@ -5,7 +5,6 @@ optionally with a drive video and a top-down map."""
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -15,6 +14,7 @@ import numpy as np
 from drivestack.common.config import load_config
 from drivestack.common.errors import InputError
 from drivestack.common.io import write_json_atomic
+from drivestack.common.parallel import RayConfig, TaskError, run_tasks
 from drivestack.planning.evaluation.metrics import RouteResult, RouteScorer, Summary, route_timeout, summarize
 from drivestack.sim import make_simulator
 from drivestack.sim.agent import Agent
@@ -117,9 +117,9 @@ def generated_suite(name: str, towns: list[int], routes: int, length: float, see
                                         seed=seed * 100000 + i, length=length) for i in range(routes)])  # fmt: skip
 
 
-def _drive_job(job: tuple) -> RouteResult:
-    """One route in a worker process (``run_suite`` with workers)."""
-    make_agent, sim_config, route, video, trace = job
+def _drive_job(make_agent: Callable[[], Agent], sim_config: SimConfig, route: SuiteRoute, video: Path | None,
+               trace: Path | None) -> RouteResult:  # fmt: skip
+    """One route, in this process or as a Ray task."""
     return drive_route(make_agent(), sim_config, route, video, trace=trace)
 
 
@@ -132,11 +132,12 @@ def run_suite(
     only: list[str] | None = None,
     traces: bool = False,
     workers: int = 1,
+    ray: RayConfig | None = None,
 ) -> tuple[list[RouteResult], Summary]:
     """Drive every route not yet recorded under ``out/routes``; return all records and their summary.
     ``videos``: an MP4 and a map per route in ``out/videos``; ``traces``: a per-step CSV and plot in ``out/traces``;
-    ``workers`` > 1: that many simulator processes (``make_agent`` must then be picklable: a class or a
-    module-level function)."""
+    ``workers`` > 1 (or a cluster in ``ray``): each route a Ray task, ``make_agent`` sent to the workers. A
+    route whose worker died on every try stays unfinished and is named in the error raised at the end."""
     routes_dir = out / "routes"
     routes_dir.mkdir(parents=True, exist_ok=True)
     unknown = sorted(set(only or []) - {r.name for r in suite.routes})
@@ -148,18 +149,17 @@ def run_suite(
              out / "traces" / f"{r.name}.csv" if traces else None) for r in todo]  # fmt: skip
     for route in todo:
         write_json_atomic(routes_dir / f"{route.name}.json", {"name": route.name, "status": "started"})
+    lost = []
     with tqdm(total=len(routes), initial=len(routes) - len(todo), desc=f"drive {suite.name}", unit="route") as bar:
-        if workers > 1 and len(jobs) > 1:
-            with mp.get_context("spawn").Pool(min(workers, len(jobs))) as pool:
-                finished = pool.imap_unordered(_drive_job, jobs)
-                for result in finished:
-                    write_json_atomic(routes_dir / f"{result.name}.json", {"status": "finished", **result.to_dict()})
-                    bar.update()
-        else:
-            for job in jobs:
-                result = _drive_job(job)
-                write_json_atomic(routes_dir / f"{result.name}.json", {"status": "finished", **result.to_dict()})
-                bar.update()
+        for job, result in run_tasks(_drive_job, jobs, workers, ray, name=lambda job: f"route {job[2].name}"):
+            if isinstance(result, TaskError):
+                tqdm.write(str(result))
+                lost.append(job[2].name)
+                continue
+            write_json_atomic(routes_dir / f"{result.name}.json", {"status": "finished", **result.to_dict()})
+            bar.update()
+    if lost:
+        raise TaskError(f"{out}: routes {lost} were not driven (their workers died); run the same command again to drive them")
     results = [_load_result(routes_dir / f"{r.name}.json") for r in routes]
     summary = summarize(results)
     write_json_atomic(out / "summary.json", {"suite": suite.name, "summary": asdict(summary),

@@ -15,9 +15,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import multiprocessing as mp
-import queue
-import signal
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +24,7 @@ import numpy as np
 import tqdm
 from drivestack.common.config import to_dict
 from drivestack.common.io import software_version, write_atomic, write_json_atomic
+from drivestack.common.parallel import RayConfig, TaskError, run_tasks
 from drivestack.common.resume import changed_settings
 from drivestack.sim import make_simulator
 from drivestack.sim.agent import Agent
@@ -56,7 +54,7 @@ from drivestack.sim.settings import SimConfig
 
 ROUTE_POINTS = 20  # route points stored per frame (1 m apart)
 DIGITS = 5  # decimals kept for floats in the measurements (route: 2, i.e. centimetres)
-RUN_ONLY_KEYS = ("out", "workers", "progress")  # config keys that may change when a collection is resumed
+RUN_ONLY_KEYS = ("out", "workers", "progress", "ray")  # config keys that may change when a collection is resumed
 
 
 class RecorderError(RuntimeError):
@@ -96,7 +94,8 @@ class CollectConfig:
     route_length: float = 300.0  # (float) length of each random route, metres
     max_frames: int = 2000  # (int) simulated frames per episode at most (100 s at 20 Hz)
     save_every: int = 1  # (int) save every n-th frame (all frames are simulated)
-    workers: int = 2  # (int) parallel worker processes, one simulator each; 1 = in this process
+    workers: int = 2  # (int) episodes recorded at a time, one simulator each, as Ray tasks; 1 = one after the other in this process
+    ray: RayConfig = field(default_factory=RayConfig)  # where the workers run: a local Ray by default, or a cluster
     image_format: Literal["jpg", "png"] = "jpg"  # (str) RGB encoding
     jpeg_quality: int = 95  # (int) JPEG quality, 0..100
     save_instance: bool = False  # (bool) also save instance-id images (16-bit PNG)
@@ -472,26 +471,25 @@ def _run_episodes(
             sim.close()
 
 
-def _worker(index, config, tasks, events, stop_event, make_sim, make_expert, make_driver, beta) -> None:
-    """Worker process: episodes from ``tasks`` until None; Ctrl-C is left to the parent (``stop_event``)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        _run_episodes(config, iter(tasks.get, None), make_sim, make_expert, events.put, stop_event.is_set, make_driver, beta)
-    finally:
-        events.put(("exit", index))
+def _record_task(config: CollectConfig, entry: EpisodeEntry, make_sim, make_expert, make_driver, beta: float) -> tuple:
+    """One episode as a task: ("done", entry) or ("failed", name, traceback); None when it was stopped."""
+    events: list[tuple] = []
+    _run_episodes(config, [entry], make_sim, make_expert, lambda e: e[0] != "step" and events.append(e), lambda: False,
+                  make_driver, beta)  # fmt: skip
+    return events[0] if events else None
 
 
 class _Collection:
     """The parent's side of a collection: manifest updates, progress bars, result."""
 
-    def __init__(self, config: CollectConfig, manifest: Manifest, todo: list[EpisodeEntry]) -> None:
+    def __init__(self, config: CollectConfig, manifest: Manifest, todo: list[EpisodeEntry], frames: bool) -> None:
         self.config = config
         self.manifest = manifest
         self.result = CollectResult()
         hide = not config.progress
         n = len(manifest.episodes)
         self._episodes = tqdm.tqdm(total=n, initial=n - len(todo), desc="episodes", unit="ep", disable=hide)
-        self._frames = tqdm.tqdm(total=len(todo) * config.max_frames, desc="frames", unit="frame", disable=hide)
+        self._frames = tqdm.tqdm(total=len(todo) * config.max_frames, desc="frames", unit="frame", disable=hide or not frames)
 
     def handle(self, event: tuple) -> None:
         kind = event[0]
@@ -552,45 +550,13 @@ def _run_in_workers(
     make_driver: MakeAgent | None,
     beta: float,
 ) -> None:
-    """Spawn workers that pull episodes from a queue; their events drive ``collection``."""
-    ctx = mp.get_context("spawn")
-    tasks, events, stop_event = ctx.Queue(), ctx.Queue(), ctx.Event()
-    count = min(config.workers, len(todo))
-    for entry in todo + [None] * count:
-        tasks.put(entry)
-    args = (config, tasks, events, stop_event, make_sim, make_expert, make_driver, beta)
-    workers = [ctx.Process(target=_worker, args=(i, *args)) for i in range(count)]
-    for worker in workers:
-        worker.start()
-    try:
-        _pump(events, workers, collection)
-    except KeyboardInterrupt:
-        stop_event.set()
-        collection.result.interrupted = True
-        _pump(events, workers, collection)  # workers finish their current frame and exit
-    finally:
-        stop_event.set()
-        for worker in workers:
-            worker.join(timeout=10)
-            if worker.is_alive():
-                worker.terminate()
-
-
-def _pump(events, workers: list, collection: _Collection) -> None:
-    """Handle worker events until every worker has exited (or died)."""
-    finished: set[int] = set()
-    while len(finished) < len(workers):
-        try:
-            event = events.get(timeout=0.5)
-        except queue.Empty:
-            for index, worker in enumerate(workers):
-                if index not in finished and worker.exitcode not in (None, 0):
-                    finished.add(index)
-                    tqdm.tqdm.write(f"worker {index} died with exit code {worker.exitcode}")
-            continue
-        if event[0] == "exit":
-            finished.add(event[1])
-        else:
+    """One task per episode on Ray (:func:`drivestack.common.parallel.run_tasks`); a task whose worker died
+    is retried, and resumes its episode from what the dead worker wrote."""
+    jobs = [(config, entry, make_sim, make_expert, make_driver, beta) for entry in todo]
+    for job, event in run_tasks(_record_task, jobs, config.workers, config.ray, name=lambda job: f"episode {job[1].name}"):
+        if isinstance(event, TaskError):
+            tqdm.tqdm.write(f"{event}; it stays incomplete, run the same command again to resume it")
+        elif event is not None:
             collection.handle(event)
 
 
@@ -604,15 +570,15 @@ def collect(
     """Record every episode of ``config`` that is not complete yet (resuming partial ones).
 
     ``make_expert`` builds the agent that labels every frame, ``make_driver`` the one that drives (default:
-    the expert), each once per process; ``beta``: the share of 1 s blocks in which the expert drives
-    instead. With ``workers`` > 1, ``make_sim``, ``make_expert`` and ``make_driver`` must be picklable
-    (classes or module-level functions).
+    the expert); ``beta``: the share of 1 s blocks in which the expert drives instead. With ``workers`` > 1
+    (or a Ray cluster in ``config.ray``) each episode is a Ray task, and the factories travel to the workers.
     """
     manifest = open_manifest(config)
     todo = [e for e in manifest.episodes if e.status != "completed"]
-    collection = _Collection(config, manifest, todo)
+    in_process = (config.workers == 1 or len(todo) <= 1) and not config.ray.cluster()
+    collection = _Collection(config, manifest, todo, frames=in_process)  # Ray tasks report whole episodes
     try:
-        if config.workers == 1 or len(todo) <= 1:
+        if in_process:
             _run_episodes(config, todo, make_sim, make_expert, collection.handle, lambda: False, make_driver, beta)
         else:
             _run_in_workers(config, todo, collection, make_sim, make_expert, make_driver, beta)
