@@ -26,3 +26,37 @@ def test_every_route_has_a_unique_name_and_valid_traffic_overrides():
         assert len(names) == len(set(names)), path
         for route in suite.routes:
             route_sim_config(SimConfig(), route)  # raises on an unknown traffic key
+
+
+def _towns_named_in(data) -> set[int]:
+    """Every town seed a config names (keys ending in ``towns`` or ``town_seeds``, at any depth)."""
+    found: set[int] = set()
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if (key.endswith("towns") or key == "town_seeds") and isinstance(value, list):
+                found |= {v for v in value if isinstance(v, int)}
+            else:
+                found |= _towns_named_in(value)
+    return found
+
+
+def test_the_generated_suites_are_large_and_use_towns_nothing_else_uses():
+    import yaml
+
+    val, test = load_suite(ROUTES / "generated_val.yaml"), load_suite(ROUTES / "generated_test.yaml")
+    assert len(val.routes) >= 100 and len(test.routes) >= 100
+    val_towns, test_towns = {r.town for r in val.routes}, {r.town for r in test.routes}
+    others = set().union(*(_towns_named_in(yaml.safe_load(p.read_text())) for p in ROUTES.parent.glob("*.yaml")))
+    others |= {r.town for name in ("heldout.yaml", "val.yaml") for r in load_suite(ROUTES / name).routes}
+    assert 1000 in others and 25 in others and 2000 in others  # the check sees the expert's, perception's and heldout's towns
+    assert not val_towns & test_towns and not (val_towns | test_towns) & others
+    kinds = {r.name.split("_")[1] for r in test.routes}
+    assert kinds == {"mixed", "dense", "pedestrians", "lights", "denselong", "crowdlong"}
+    assert max(r.length for r in test.routes) == 600.0 and max(r.traffic.get("vehicles", 0) for r in test.routes) == 60
+
+
+def test_a_generated_suite_is_the_same_on_every_load_and_changes_with_its_seed(tmp_path):
+    assert load_suite(ROUTES / "generated_test.yaml") == load_suite(ROUTES / "generated_test.yaml")
+    reseeded = tmp_path / "reseeded.yaml"
+    reseeded.write_text((ROUTES / "generated_test.yaml").read_text().replace("seed: 5000", "seed: 5001"))
+    assert [r.seed for r in load_suite(reseeded).routes] != [r.seed for r in load_suite(ROUTES / "generated_test.yaml").routes]

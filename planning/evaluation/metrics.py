@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+from drivestack.planning.evaluation.stats import mean_ci, ratio_ci
 from drivestack.sim.conventions import ActorKind
 from drivestack.sim.interface import Observation
 
@@ -135,6 +136,7 @@ class Summary:
     infractions_per_km: dict[str, float] = field(default_factory=dict)
     km_driven: float = 0.0
     outcomes: dict[str, int] = field(default_factory=dict)
+    ci: dict[str, list[float]] = field(default_factory=dict)  # 95 % bootstrap CIs over routes: driving_score, route_completion, infractions_per_km
 
 
 def summarize(results: list[RouteResult]) -> Summary:
@@ -155,7 +157,10 @@ def summarize(results: list[RouteResult]) -> Summary:
         infractions_per_km=per_km,
         km_driven=km,
         outcomes=outcomes,
-    )
+        ci={"driving_score": mean_ci([r.driving_score for r in results]), "route_completion": mean_ci([r.completion for r in results]),
+            "infractions_per_km": ratio_ci([sum(r.infractions.get(k, 0) for k in PENALTY) for r in results],
+                                           [r.distance_m / 1000.0 for r in results])},
+    )  # fmt: skip
 
 
 def format_table(results: list[RouteResult], summary: Summary) -> str:
@@ -165,10 +170,14 @@ def format_table(results: list[RouteResult], summary: Summary) -> str:
         inf = ", ".join(f"{k}={v}" for k, v in r.infractions.items()) or "-"
         lines.append(f"{r.name:<22}{r.driving_score:7.1f}{r.completion:7.1f}{r.penalty:9.3f}  {r.outcome:<10}{inf}")
     per_km = ", ".join(f"{k}={v:.2f}" for k, v in summary.infractions_per_km.items() if v) or "none"
+    ci = {k: f" (95 % CI {lo:.1f}-{hi:.1f})" for k, (lo, hi) in summary.ci.items()}
+    total = sum(summary.infractions_per_km.values())
     lines += [
         "",
-        f"routes {summary.routes}: driving score {summary.driving_score:.1f}, route completion {summary.route_completion:.1f}%, "
+        f"routes {summary.routes}: driving score {summary.driving_score:.1f}{ci.get('driving_score', '')}, "
+        f"route completion {summary.route_completion:.1f}%{ci.get('route_completion', '')}, "
         f"penalty {summary.infraction_penalty:.3f}, {summary.km_driven:.2f} km, outcomes {summary.outcomes}",
-        f"infractions per km: {per_km}",
-    ]
+        f"infractions per km: {total:.2f}" + (f" (95 % CI {summary.ci['infractions_per_km'][0]:.2f}-{summary.ci['infractions_per_km'][1]:.2f})"
+                                               if "infractions_per_km" in summary.ci else "") + f": {per_km}",
+    ]  # fmt: skip
     return "\n".join(lines)

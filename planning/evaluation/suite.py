@@ -34,11 +34,64 @@ class SuiteRoute:
 
 
 @dataclass
-class RouteSuite:
-    name: str
-    routes: list[SuiteRoute]
+class RouteMix:
+    """One kind of route in a generated suite."""
+
+    name: str  # (str) part of each route's name, e.g. dense
+    share: float = 1.0  # (float) relative frequency among the mixes
+    length: float = 250.0  # (float) metres per route
+    traffic: dict[str, float] = field(default_factory=dict)  # overrides of sim.traffic, e.g. {vehicles: 60}
+    green_s: list[float] = field(default_factory=list)  # (list[float]) [low, high]: each route draws its green time from it; empty = sim.traffic's
 
     def __post_init__(self) -> None:
+        if self.share <= 0 or self.length <= 0 or (self.green_s and not (len(self.green_s) == 2 and 0 < self.green_s[0] <= self.green_s[1])):
+            raise ValueError(f"mix '{self.name}': share and length must be > 0 and green_s [low, high] with 0 < low <= high")
+
+
+@dataclass
+class GeneratedRoutes:
+    """Routes drawn from a seed: ``routes_per_town`` in each town, each of a mix drawn by share."""
+
+    towns: list[int]  # (list[int]) town seeds
+    routes_per_town: int  # (int) routes in each town
+    seed: int  # (int) seed of every draw: the same spec gives the same routes
+    mixes: list[RouteMix]  # the kinds of route and how often each is drawn
+    prefix: str = "g"  # (str) route names are <prefix><index>_<mix>_t<town>
+
+    def __post_init__(self) -> None:
+        if not self.towns or self.routes_per_town < 1 or not self.mixes:
+            raise ValueError("generate needs towns, routes_per_town >= 1 and at least one mix")
+
+    def routes(self) -> list[SuiteRoute]:
+        rng = np.random.default_rng(self.seed)
+        shares = np.array([m.share for m in self.mixes]) / sum(m.share for m in self.mixes)
+        routes = []
+        for town in self.towns:
+            for _ in range(self.routes_per_town):
+                mix = self.mixes[int(rng.choice(len(self.mixes), p=shares))]
+                traffic = dict(mix.traffic)
+                if mix.green_s:
+                    traffic["green_s"] = round(float(rng.uniform(*mix.green_s)), 1)
+                routes.append(SuiteRoute(name=f"{self.prefix}{len(routes):03d}_{mix.name}_t{town}", town=town,
+                                         seed=int(rng.integers(0, 2**31 - 1)), length=mix.length, traffic=traffic))  # fmt: skip
+        return routes
+
+
+@dataclass
+class RouteSuite:
+    """Named routes: listed one by one (``routes``), or generated from a seed (``generate``)."""
+
+    name: str  # (str) the suite's name and version, e.g. embedded-test-v1
+    routes: list[SuiteRoute] = field(default_factory=list)
+    generate: GeneratedRoutes | None = None
+
+    def __post_init__(self) -> None:
+        if self.generate is not None:
+            if self.routes:
+                raise ValueError(f"suite '{self.name}': give routes or generate, not both")
+            self.routes = self.generate.routes()
+        if not self.routes:
+            raise ValueError(f"suite '{self.name}' has no routes")
         names = [r.name for r in self.routes]
         if len(set(names)) != len(names):
             raise ValueError(f"route names must be unique in suite '{self.name}'")

@@ -37,6 +37,7 @@ VERBS = {
     "soup": ("soup", "average the weights of checkpoints of one model (a uniform model soup)"),
     "package": ("package", "package a trained driving model for shipping (fp16 weights, ONNX graphs, metrics)"),
     "expert": ("expert_eval", "drive the expert on seeded routes in held-out towns (leaderboard metrics)"),
+    "compare": ("compare", "two drive result folders route by route: flipped routes, mean difference with its 95 % CI"),
     "drive": ("drive", "drive an agent over a route suite: leaderboard metrics, videos, traces"),
     "bench-sim": ("bench_sim", "embedded simulator steps per second, with and without rendering"),
     "show": ("show", "an expert drive: MP4 with overlays, contact sheet, town map"),
@@ -84,9 +85,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     config_path = CONFIG_DIR / module.DEFAULT_CONFIG if module.DEFAULT_CONFIG else None
     overrides = []
+    positional = list(getattr(module, "POSITIONAL", ()))
     for a in args:
         if a.startswith("config="):
             config_path = Path(a.split("=", 1)[1])
+        elif "=" not in a and positional:  # a verb may name keys that bare words fill in order
+            overrides.append(f"{positional.pop(0)}={a}")
         else:
             overrides.append(a)
     try:
