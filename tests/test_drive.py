@@ -70,3 +70,38 @@ def test_a_worker_killed_mid_route_is_retried_and_each_route_driven_once(tmp_pat
     assert all(r.completion == 100.0 for r in result.routes)
     in_process = drive(ExpertAgent(), suite, sim=tiny_drive.sim, out=tmp_path / "one")
     assert [r.to_dict() for r in result.routes] == [r.to_dict() for r in in_process.routes]  # the retry drove it anew
+
+
+def test_ctrl_c_of_a_drive_on_ray_keeps_the_finished_routes_and_resumes(tmp_path):
+    """`kill <pid>` of `drivestack drive workers=2` exits 130 with no Ray process left; the same command
+    then drives only what was not finished."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.test_recorder import _session
+
+    suite = tmp_path / "six.yaml"
+    suite.write_text("name: six\nroutes:\n" + "".join(f"  - {{name: r{i}, town: 2000, seed: {i}, length: 60.0}}\n" for i in range(6)))
+    out = tmp_path / "drive"
+    args = [sys.executable, "-m", "drivestack.cli", "drive", "agent=expert", f"suite={suite}", f"out={out}", "workers=2",
+            "sim.town.grid=3", "sim.cameras=[{name: front, width: 64, height: 32}]"]  # fmt: skip
+    log = tmp_path / "log.txt"
+    with open(log, "w") as sink:
+        process = subprocess.Popen(args, start_new_session=True, stdout=sink, stderr=subprocess.STDOUT)
+    finished = lambda: [p for p in (out / "routes").glob("*.json") if json.loads(p.read_text())["status"] == "finished"]  # noqa: E731
+    deadline = time.time() + 120
+    while (not (out / "routes").is_dir() or not finished()) and time.time() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 130, log.read_text()
+    deadline = time.time() + 15
+    while _session(process.pid) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not _session(process.pid), "Ray processes outlived the job"
+    kept = {p.name: p.stat().st_mtime_ns for p in finished()}
+    assert 0 < len(kept) < 6
+    assert subprocess.run(args, capture_output=True, timeout=300).returncode == 0
+    assert len(finished()) == 6 and all(p.stat().st_mtime_ns == kept[p.name] for p in finished() if p.name in kept)
