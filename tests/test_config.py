@@ -132,6 +132,9 @@ def test_cli_reports_bad_keys_without_a_traceback(capsys):
     (["export", "checkpoint={missing}"], "checkpoint not found: {missing}"),
     (["val", "val.checkpoint={missing}"], "checkpoint not found: {missing}"),
     (["bench-loader", "data.root={tmp}"], "{tmp}/manifest.json: manifest is missing"),
+    (["drive", "agent=policy", "routes=[nope]"], "routes ['nope'] are not in suite 'embedded-heldout-v1'"),
+    (["show", "every=0"], "every, scale and max_steps must be >= 1"),
+    (["expert", "routes=0"], "routes and workers must be >= 1"),
 ])  # fmt: skip
 def test_cli_reports_missing_files_in_one_line(tmp_path, capsys, args, named):
     fill = {"missing": tmp_path / "gone.pt", "tmp": tmp_path}

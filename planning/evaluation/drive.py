@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable, Literal
 
 from drivestack.common.config import ConfigError
+from drivestack.common.errors import InputError
 from drivestack.common.io import file_digest, write_json_atomic
 from drivestack.common.parallel import RayConfig
 from drivestack.common.resume import changed_settings
@@ -130,11 +131,14 @@ def drive(
     it ends; calling again resumes, and a folder driven with another agent or simulator config is refused.
     ``workers`` > 1 drives that many routes at a time as Ray tasks (a local Ray, or the cluster ``ray`` names)."""
     sim, ray = sim or SimConfig(), ray or RayConfig()
-    make_agent, identity = _agent(agent, camera, creep, remote=workers > 1 or bool(ray.cluster()))
     if isinstance(suite, RouteSuite):
         suite_id = suite.name
     else:
         suite_id, suite = str(suite), load_suite(suite)
+    unknown = sorted(set(routes or []) - {r.name for r in suite.routes})
+    if unknown:  # before a model is loaded
+        raise InputError(f"routes {unknown} are not in suite '{suite.name}' ({suite_id}; it has {', '.join(r.name for r in suite.routes[:5])}, ...)")
+    make_agent, identity = _agent(agent, camera, creep, remote=workers > 1 or bool(ray.cluster()))
     out = Path(out)
     check_resume(out, json.loads(json.dumps({**identity, "suite": suite_id, "sim": asdict(sim)})))  # as driver.json reads back
     results, summary = run_suite(make_agent, suite, sim, out, videos, routes or None, traces, workers, ray)

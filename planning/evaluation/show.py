@@ -23,6 +23,11 @@ class ShowConfig:
     scale: int = 2  # (int) upscaling of the camera image in the video
     sim: SimConfig = field(default_factory=SimConfig)
 
+    def __post_init__(self) -> None:
+        if self.every < 1 or self.scale < 1 or self.max_steps < 1 or self.route_length <= 0:
+            raise ValueError(f"every, scale and max_steps must be >= 1 and route_length > 0, got {self.every}, {self.scale}, "
+                             f"{self.max_steps}, {self.route_length}")  # fmt: skip
+
 
 def show(config: ShowConfig) -> int:
     from drivestack.planning.agents.expert import ExpertAgent
