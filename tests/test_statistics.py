@@ -28,9 +28,11 @@ def test_infractions_per_km_is_a_ratio_of_sums():
 
 
 def _results(folder, scores: dict[str, tuple[float, str, dict]]):
-    folder.mkdir()
-    routes = [{"name": n, "driving_score": s, "outcome": o, "infractions": i} for n, (s, o, i) in scores.items()]
-    (folder / "summary.json").write_text(json.dumps({"suite": "x", "routes": routes}))
+    (folder / "routes").mkdir(parents=True)
+    for n, (s, o, i) in scores.items():
+        record = {"status": "finished", "name": n, "driving_score": s, "outcome": o, "infractions": i}
+        (folder / "routes" / f"{n}.json").write_text(json.dumps(record))
+    (folder / "routes" / "unfinished.json").write_text(json.dumps({"status": "started", "name": "unfinished"}))
     return folder
 
 

@@ -109,10 +109,12 @@ class Comparison:
 
 
 def _routes(folder: Path) -> dict[str, dict]:
-    path = Path(folder) / "summary.json"
-    if not path.is_file():
-        raise InputError(f"{folder}: no summary.json; give a folder that `drivestack drive` wrote")
-    return {r["name"]: r for r in json.loads(path.read_text())["routes"]}
+    """The finished route records of a results folder (an interrupted drive's too)."""
+    records = [json.loads(p.read_text()) for p in sorted((Path(folder) / "routes").glob("*.json"))]
+    finished = {r["name"]: r for r in records if r.get("status") == "finished"}
+    if not finished:
+        raise InputError(f"{folder}: no finished route in {folder}/routes; give a folder that `drivestack drive` wrote")
+    return finished
 
 
 def compare(a: str | Path, b: str | Path) -> Comparison:
