@@ -12,7 +12,9 @@ Extension points (what a task provides):
   and the config that rebuild the model from a checkpoint.
 - ``train_set`` / ``val_set``: map-style datasets; ``collate_fn`` must return ``(inputs, targets)``; tensors
   anywhere inside them (dicts, lists) are moved to the device. A dataset with ``set_epoch(epoch)`` is told
-  the epoch before each one (seeded per-epoch augmentation).
+  the epoch before each one (seeded per-epoch augmentation). A sample's randomness must depend only on
+  (epoch, index), as the perception dataset's does, not on the DataLoader worker's RNG: a mid-epoch resume
+  hands the remaining batches to the workers in another order.
 - ``evaluate(model, val_set) -> dict[str, float]``: metrics hook, run on rank 0 after every
   ``eval_every`` epochs with the EMA model (or the model) in eval mode; logged to TensorBoard and stored in
   the checkpoint.
@@ -20,9 +22,13 @@ Extension points (what a task provides):
 - ``meta`` and ``run_config``: stored in the checkpoint as they are (class names, the whole run config).
 
 Run it with ``python ...`` (one process) or ``torchrun --nproc_per_node N ...`` (DDP; gloo on CPU).
-``fit()`` resumes from ``<out>/last.pt`` when ``resume`` is set, saves it atomically after every epoch,
-stops with :class:`NonFiniteLossError` on a NaN/inf loss (the last good checkpoint stays), and lets
-Ctrl-C through without writing (the last checkpoint stays).
+``fit()`` saves ``<out>/last.pt`` atomically after every epoch and, mid-epoch, every ``save_every_steps``
+steps and every ``save_every_min`` minutes, so a kill (even ``kill -9``) loses at most that many steps or
+minutes. Running the same command again resumes from it (``resume``) where it stopped, inside the epoch
+too: the batches already done are skipped without being loaded, and the run continues bit-identically (one
+process; the RNG states are rank 0's). TensorBoard reopens with ``purge_step``, which hides the events a
+killed run logged after its checkpoint. ``fit()`` stops with :class:`NonFiniteLossError` on a NaN/inf loss
+(the last good checkpoint stays) and lets Ctrl-C through without writing (the last checkpoint stays).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from drivestack.common.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from drivestack.common.errors import InputError
 from drivestack.common.training import distributed
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
@@ -68,12 +75,17 @@ class TrainConfig:
     channels_last: bool = True  # (bool) NHWC memory format (faster convolutions on CPU and GPU)
     log_every: int = 20  # (int) steps between TensorBoard scalar logs
     eval_every: int = 1  # (int) epochs between evaluations (and image logs); 0 = never
-    resume: bool = True  # (bool) continue from <out>/last.pt if it exists
+    save_every_steps: int = 0  # (int) also save last.pt mid-epoch every this many steps (a kill loses at most these); 0 = off
+    save_every_min: float = 10.0  # (float) also save last.pt mid-epoch every this many minutes; 0 = off (both 0: epoch ends only)
+    resume: bool = True  # (bool) continue from <out>/last.pt if it exists (inside the epoch for a mid-epoch checkpoint)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("save_every_steps", "save_every_min"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"train.{name} must be >= 0 (0 = off), got {getattr(self, name)}")
         if self.lr <= 0 or not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"need lr > 0 and 0 <= min_lr_ratio <= 1, got {self.lr}, {self.min_lr_ratio}")
 
@@ -155,7 +167,7 @@ class Trainer:
                                           seed=config.seed, drop_last=True)  # fmt: skip
         self.steps_per_epoch = len(self.sampler) // config.batch_size
         if self.steps_per_epoch < 1:
-            raise ValueError(f"{len(self.sampler)} training samples per process < batch_size {config.batch_size}")
+            raise InputError(f"train.batch_size {config.batch_size} > the {len(self.sampler)} training samples per process")
         self.total_steps = config.epochs * self.steps_per_epoch
         self.ddp = nn.parallel.DistributedDataParallel(self.model) if self.dist.enabled else None
         self.optimizer = torch.optim.AdamW(_param_groups(self.model, config.weight_decay), lr=config.lr,
@@ -168,8 +180,10 @@ class Trainer:
                     if config.ema else None)  # fmt: skip
         self.epoch = 0  # epochs completed
         self.step = 0  # optimizer steps completed
+        self.epoch_step = 0  # optimizer steps completed in the current epoch (> 0 in a mid-epoch checkpoint)
         self.metrics: Metrics = {}
         self.writer = None
+        self.saved_at = 0.0  # time.monotonic() when last.pt was last written (or fit() started)
 
     # ------------------------------------------------------------ state
 
@@ -183,6 +197,7 @@ class Trainer:
             "config": self.run_config,
             "epoch": self.epoch,
             "step": self.step,
+            "epoch_step": self.epoch_step,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
@@ -202,6 +217,7 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.step, self.metrics = state["epoch"], state["step"], state["metrics"]
+        self.epoch_step = state.get("epoch_step", 0)  # absent in checkpoints written before mid-epoch saves
         set_rng_state(state["rng"])
 
     # ------------------------------------------------------------ loop
@@ -212,22 +228,26 @@ class Trainer:
         if self.config.resume and self.checkpoint_path.is_file():
             self.load_state_dict(load_checkpoint(self.checkpoint_path))
             if self.dist.is_main:
-                print(f"resumed from {self.checkpoint_path} after epoch {self.epoch} (step {self.step})")
+                print(f"resumed from {self.checkpoint_path} at step {self.step} "
+                      f"(epoch {self.epoch + 1}: {self.epoch_step}/{self.steps_per_epoch} steps done)")  # fmt: skip
         if self.dist.is_main:
             from torch.utils.tensorboard import SummaryWriter
 
             self.out.mkdir(parents=True, exist_ok=True)
-            self.writer = SummaryWriter(str(self.out / "tensorboard"))
+            # hides the events logged after the checkpoint (by a killed run) or by an earlier run started over
+            self.writer = SummaryWriter(str(self.out / "tensorboard"), purge_step=self.step + 1)
+        self.saved_at = time.monotonic()
         bar = tqdm(total=self.total_steps, initial=self.step, desc="train", unit="step", disable=not self.dist.is_main,
                    dynamic_ncols=True)  # fmt: skip
         try:
             while self.epoch < self.config.epochs:
                 self._train_epoch(bar)
                 self.epoch += 1
+                self.epoch_step = 0
                 if self.config.eval_every and self.epoch % self.config.eval_every == 0 or self.epoch == self.config.epochs:
                     self._evaluate()
                 if self.dist.is_main:
-                    save_checkpoint(self.checkpoint_path, self.state_dict())
+                    self._save()
                 distributed.barrier(self.dist)
         finally:
             bar.close()
@@ -241,9 +261,13 @@ class Trainer:
         self.sampler.set_epoch(self.epoch)
         if hasattr(self.train_set, "set_epoch"):
             self.train_set.set_epoch(self.epoch)
-        loader = DataLoader(self.train_set, self.config.batch_size, sampler=self.sampler, drop_last=True,
+        indices = list(self.sampler)[self.epoch_step * self.config.batch_size :]  # less the batches done before a resume
+        # worker seeds from their own generator: the global torch RNG (dropout, ...) stays as a checkpoint stored it
+        seed = np.random.SeedSequence([self.config.seed, self.dist.rank, self.epoch]).generate_state(1)[0]
+        generator = torch.Generator().manual_seed(int(seed))
+        loader = DataLoader(self.train_set, self.config.batch_size, sampler=indices, drop_last=True,
                             num_workers=self.config.workers, collate_fn=self.collate_fn,
-                            pin_memory=self.device.type == "cuda")  # fmt: skip
+                            pin_memory=self.device.type == "cuda", generator=generator)  # fmt: skip
         forward = self.ddp or self.model
         timer = time.perf_counter()
         for inputs, targets in loader:
@@ -270,11 +294,28 @@ class Trainer:
             if self.ema:
                 self.ema.update_parameters(self.model)
             self.step += 1
+            self.epoch_step += 1
             bar.update()
             if self.dist.is_main and self.step % self.config.log_every == 0:
                 elapsed, timer = time.perf_counter() - timer, time.perf_counter()
                 self._log_scalars(losses, loss, norm, self.config.log_every * self.config.batch_size / elapsed)
                 bar.set_postfix(epoch=self.epoch + 1, loss=f"{loss.item():.3f}")
+            if self.dist.is_main and self._mid_epoch_save_due():
+                self._save()
+
+    def _mid_epoch_save_due(self) -> bool:
+        """Whether ``save_every_steps`` or ``save_every_min`` asks for a save now (not at the epoch's last
+        step: the epoch-end save follows)."""
+        c = self.config
+        by_steps = c.save_every_steps > 0 and self.step % c.save_every_steps == 0
+        by_time = c.save_every_min > 0 and time.monotonic() - self.saved_at >= 60 * c.save_every_min
+        return (by_steps or by_time) and self.epoch_step < self.steps_per_epoch
+
+    def _save(self) -> None:
+        """Write last.pt atomically (rank 0), after the TensorBoard events up to this step."""
+        self.writer.flush()
+        save_checkpoint(self.checkpoint_path, self.state_dict())
+        self.saved_at = time.monotonic()
 
     def _log_scalars(self, losses: dict[str, torch.Tensor], loss: torch.Tensor, norm: torch.Tensor, speed: float) -> None:
         w = self.writer
