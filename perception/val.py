@@ -34,7 +34,7 @@ def render(model: torch.nn.Module, dataset: DrivingDataset, count: int, threshol
 
 def val_perception(config: PerceptionConfig) -> int:
     cfg = config.val
-    model, checkpoint = load_model(cfg.checkpoint, ema=cfg.ema)
+    model, checkpoint = load_model(cfg.checkpoint, ema=cfg.ema, builder="perception")  # a driving model's too
     classes = classes_from_meta(checkpoint["meta"], "checkpoint meta")
     dataset = DrivingDataset(config.data.root, config.data.towns(cfg.split), classes, config.data.camera, cache=False)
     result = evaluate(model, dataset, classes, cfg.batch_size, cfg.score_threshold, decoding=cfg.decoding)

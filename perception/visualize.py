@@ -15,16 +15,28 @@ def overlay_mask(image: np.ndarray, mask: np.ndarray, class_map: ClassMap, alpha
 
 
 def draw_boxes(image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, class_map: ClassMap,
-               scores: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
-    """Draw (N,4) x1,y1,x2,y2 boxes in their class colour with the class name (and score)."""
+               scores: np.ndarray | None = None, size: float = 0.7) -> np.ndarray:  # fmt: skip
+    """Draw (N,4) x1,y1,x2,y2 boxes in their class colour, each named (class and score) on a tag of that colour
+    above, below or inside its top; the best boxes first, and a box whose tag would cover another's keeps no tag."""
     out = image.copy()
     palette, names = class_map.det_palette(), class_map.det_names
-    for i, (box, label) in enumerate(zip(boxes, labels)):
-        colour = tuple(int(c) for c in palette[int(label)])
-        x1, y1, x2, y2 = (int(round(v)) for v in box)
+    order = np.argsort(-scores, kind="stable") if scores is not None else np.arange(len(boxes))
+    placed: list[tuple[int, int, int, int]] = []
+    for i in order:
+        colour = tuple(int(c) for c in palette[int(labels[i])])
+        x1, y1, x2, y2 = (int(round(v)) for v in boxes[i])
         cv2.rectangle(out, (x1, y1), (max(x1, x2 - 1), max(y1, y2 - 1)), colour, 1)
-        text = names[int(label)] + (f" {scores[i]:.2f}" if scores is not None else "")
-        cv2.putText(out, text, (x1, max(7, y1 - 2)), cv2.FONT_HERSHEY_PLAIN, 0.6, colour, 1, cv2.LINE_AA)
+        text = names[int(labels[i])] + (f" {scores[i]:.2f}" if scores is not None else "")
+        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_PLAIN, size, 1)
+        tx, tw, th = min(max(x1, 0), out.shape[1] - tw - 3), tw + 3, th + 4
+        tag = next(((tx, ty, tx + tw, ty + th) for ty in (y1 - th, y2, y1) if 0 <= ty and ty + th <= out.shape[0]
+                    and not any(a < tx + tw and tx < c and b < ty + th and ty < d for a, b, c, d in placed)), None)  # fmt: skip
+        if tag is None:
+            continue
+        placed.append(tag)
+        cv2.rectangle(out, tag[:2], (tag[2] - 1, tag[3] - 1), colour, -1)
+        ink = (0, 0, 0) if 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2] > 110 else (255, 255, 255)
+        cv2.putText(out, text, (tag[0] + 1, tag[3] - 3), cv2.FONT_HERSHEY_PLAIN, size, ink, 1, cv2.LINE_AA)
     return out
 
 

@@ -11,6 +11,7 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+from drivestack.common.errors import InputError
 from drivestack.common.paths import resolve
 from drivestack.perception.classes import ClassMap, classes_from_meta
 from drivestack.perception.postprocess import Prediction, postprocess
@@ -133,5 +134,5 @@ def load(path: str | Path = SHIPPED_MODEL, engine_config: EngineConfig | None = 
         perception = resolve(perception) if perception else None
         return Model(TorchDriver(path, perception=perception), path, perception)
     if perception:
-        raise ValueError(f"{path}: perception weights can only replace those of a PyTorch checkpoint")
+        raise InputError(f"{path}: perception weights can only replace those of a PyTorch checkpoint")
     return Model(OnnxDriver(path, engine_config), path, engine_config=engine_config)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 from drivestack.sim.camera import Pose
@@ -164,9 +165,11 @@ class Simulator(ABC):
     def step(self, control: VehicleControl, render: bool = True) -> Observation:
         """Apply ``control`` for one fixed time step. ``render=False`` skips the cameras."""
 
-    def top_down_map(self, trail: np.ndarray, size: int = 900) -> np.ndarray | None:
-        """The town seen from above with the route and ``trail`` ((N, 2) world x, y driven) drawn on it, as an
-        RGB image about ``size`` pixels wide; None where the backend has no map to draw."""
+    def top_down_map(self, trail: np.ndarray, marks: Sequence[tuple[str, float, float]] = (), size: int = 900) -> np.ndarray | None:
+        """The town seen from above with the route, ``trail`` ((N, 2) world x, y driven), start, route end, where
+        the drive ended and ``marks`` ((label, x, y), e.g. infractions) drawn on it with a legend
+        (:func:`drivestack.sim.visualize.annotate_map`), as an RGB image about ``size`` pixels wide; None where
+        the backend has no map to draw."""
         return None
 
     @abstractmethod

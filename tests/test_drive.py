@@ -34,11 +34,24 @@ def test_a_retrained_model_under_the_same_file_name_is_another_driver(tmp_path):
     model = tmp_path / "fused_fp32.onnx"
     model.write_bytes(b"round 1")
     identity = lambda: policy_identity("onnx", model, None, "front", CreepConfig())  # noqa: E731
-    check_resume(tmp_path / "drive", identity())
-    check_resume(tmp_path / "drive", identity())  # the same model resumes
+    out = tmp_path / "drive"
+    check_resume(out, identity())
+    (out / "routes").mkdir()
+    (out / "routes" / "r0.json").write_text('{"name": "r0", "status": "finished"}')
+    check_resume(out, identity())  # the same model resumes
     model.write_bytes(b"round 2")
     with pytest.raises(ConfigError, match="another model_sha256"):
-        check_resume(tmp_path / "drive", identity())
+        check_resume(out, identity())
+
+
+def test_a_folder_with_no_finished_route_takes_the_new_driver(tmp_path):
+    """A start that failed (a model that did not load, no CARLA server) pins nothing."""
+    out = tmp_path / "drive"
+    check_resume(out, {"agent": "expert", "sim": {"backend": "carla"}})
+    (out / "routes").mkdir()
+    (out / "routes" / "r0.json").write_text('{"name": "r0", "status": "started"}')
+    check_resume(out, {"agent": "expert", "sim": {"backend": "embedded"}})
+    assert '"embedded"' in (out / "driver.json").read_text()
 
 
 class ExpertKilledOnce(ExpertAgent):

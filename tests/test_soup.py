@@ -51,9 +51,9 @@ def test_soup_refuses_checkpoints_of_another_model(tmp_path):
 def test_soup_needs_two_checkpoints(tmp_path, capsys):
     _checkpoint(tmp_path / "a.pt", 0)
     assert main(["soup", f"checkpoints=[{tmp_path / 'a.pt'}]", f"out={tmp_path / 'out.pt'}"]) == 2
-    assert "two or more" in capsys.readouterr().out
+    assert "two or more" in capsys.readouterr().err
     assert main(["soup", f"checkpoints=[{tmp_path / 'a.pt'},{tmp_path / 'gone.pt'}]", f"out={tmp_path / 'out.pt'}"]) == 2
-    assert f"checkpoints not found: {tmp_path / 'gone.pt'}" in capsys.readouterr().out
+    assert f"checkpoints not found: {tmp_path / 'gone.pt'}" in capsys.readouterr().err
     assert not (tmp_path / "out.pt").exists()
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 from drivestack.perception.losses import box_giou_loss, detection_targets, heatmap_focal_loss, segmentation_ce, soft_dice
-from drivestack.perception.models.backbone import Backbone
+from drivestack.perception.models.backbone import BACKBONES, Backbone
 from drivestack.perception.models.fpn import FeaturePyramid
 from drivestack.perception.models.heads import DetectionHead, SegmentationHead
 from torch import nn
@@ -51,6 +51,8 @@ class ModelConfig:
     box_weight: float = 2.0  # (float) weight of the GIoU box loss
 
     def __post_init__(self) -> None:
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {list(BACKBONES)}, got '{self.backbone}'")
         if not 0.0 < self.prior_prob < 1.0:
             raise ValueError(f"prior_prob must be in (0, 1), got {self.prior_prob}")
         for name in ("fpn_channels", "seg_channels", "det_channels", "num_seg_classes", "num_det_classes"):

@@ -9,6 +9,7 @@ route plan, as a leaderboard agent gets it) and the speed limit of the observati
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from drivestack.planning.policy.driving_model import INPUTS
 from drivestack.sim.agent import Agent, AgentDebug
 from drivestack.sim.interface import Observation, VehicleControl
 from drivestack.sim.settings import SimConfig
+from drivestack.sim.visualize import box_color
 
 
 class ModelMismatchError(InputError):
@@ -139,11 +141,13 @@ class PolicyAgent(Agent):
         return control
 
     def perceived(self) -> np.ndarray | None:
-        """The last frame with the network's segmentation overlaid and its detections boxed."""
+        """The last frame with the network's segmentation overlaid and its detections boxed, each in the drive
+        video's colour of its kind (:func:`drivestack.sim.visualize.box_color`), so one legend serves both."""
         if self.last is None:
             return None
         frame, out = self.last
-        return postprocess(out)[0].plot(frame, self.classes)
+        classes = replace(self.classes, det=[replace(c, color=box_color(c.kind, c.light_state)) for c in self.classes.det])
+        return postprocess(out)[0].plot(frame, classes)
 
 
 def make_driver(engine: str, model: str, onnx_model: str, engine_config=None, perception: str = "") -> TorchDriver | OnnxDriver:

@@ -11,7 +11,7 @@ from typing import Callable, Literal
 
 from drivestack.common.config import ConfigError
 from drivestack.common.errors import InputError
-from drivestack.common.io import file_digest, write_json_atomic
+from drivestack.common.io import ensure_writable, file_digest, write_json_atomic
 from drivestack.common.parallel import RayConfig
 from drivestack.common.resume import changed_settings
 from drivestack.planning.agents.creep import CreepConfig
@@ -19,7 +19,7 @@ from drivestack.planning.agents.expert import ExpertAgent
 from drivestack.planning.agents.learned import PolicyAgent
 from drivestack.planning.deploy.runtime import EngineConfig
 from drivestack.planning.evaluation.metrics import RouteResult, Summary, format_table
-from drivestack.planning.evaluation.suite import RouteSuite, generated_suite, load_suite, run_suite
+from drivestack.planning.evaluation.suite import RouteSuite, generated_suite, load_suite, route_finished, run_suite
 from drivestack.planning.predict import Model, load
 from drivestack.sim.agent import Agent
 from drivestack.sim.settings import SimConfig
@@ -74,14 +74,14 @@ def policy_agent(path: str | Path, engine_config: EngineConfig | None, perceptio
     return _LOADED[key]
 
 
-def _agent(agent: str | Path | Model | Agent, camera: str, creep: CreepConfig | None, remote: bool) -> tuple[Callable[[], Agent], dict]:
+def _agent(agent: str | Path | Model | Agent | Callable[[], Model], camera: str, creep: CreepConfig | None, remote: bool) -> tuple[Callable[[], Agent], dict]:
     """A factory of the agent for each route, and what identifies it in ``driver.json``. ``remote``: the
     factory travels to Ray workers, so a model is sent as its files and loaded there."""
     if isinstance(agent, Agent):
         return (lambda: agent), {"agent": f"{type(agent).__module__}.{type(agent).__qualname__}"}
     if agent == "expert":
         return ExpertAgent, {"agent": "expert"}
-    model = agent if isinstance(agent, Model) else load(agent)
+    model = agent if isinstance(agent, Model) else load(agent) if isinstance(agent, (str, Path)) else agent()
     creep = CreepConfig() if creep is None else creep
     identity = policy_identity(model.engine, model.path, model.perception, camera, creep)
     if remote:
@@ -98,9 +98,10 @@ def policy_identity(engine: str, model: str | Path, perception: str | Path | Non
 
 def check_resume(out: Path, identity: dict) -> None:
     """A results folder holds the routes of one driver: resuming it with another (a retrained model under the
-    same file name, other simulator settings) would mix their results in one summary."""
+    same file name, other simulator settings) would mix their results in one summary. A folder with no route
+    finished yet (a start that failed) takes the new driver."""
     path = out / "driver.json"
-    if path.is_file():
+    if path.is_file() and any(route_finished(p) for p in (out / "routes").glob("*.json")):
         changed = changed_settings(json.loads(path.read_text()), identity)
         if changed:
             raise ConfigError(f"{out}: its routes were driven with another {', '.join(changed)} ({path}); "
@@ -110,8 +111,19 @@ def check_resume(out: Path, identity: dict) -> None:
     write_json_atomic(path, identity)
 
 
+def check_routes(suite: RouteSuite, suite_id: str, routes: list[str], sim: SimConfig) -> None:
+    """The routes asked for are in the suite, and its towns are ones the simulator backend can load."""
+    unknown = sorted(set(routes) - {r.name for r in suite.routes})
+    if unknown:
+        raise InputError(f"routes {unknown} are not in suite '{suite.name}' ({suite_id}; it has {', '.join(r.name for r in suite.routes[:5])}, ...)")
+    if sim.backend == "embedded":
+        for r in suite.routes:
+            if not isinstance(r.town, int):
+                raise InputError(f"{suite_id}: route '{r.name}': town {r.town!r} is a CARLA map name; sim.backend=embedded needs a town seed (an integer >= 0)")
+
+
 def drive(
-    agent: str | Path | Model | Agent = "expert",
+    agent: str | Path | Model | Agent | Callable[[], Model] = "expert",
     suite: str | Path | RouteSuite = DEFAULT_SUITE,
     routes: list[str] | None = None,
     sim: SimConfig | None = None,
@@ -129,17 +141,17 @@ def drive(
     agent (``camera``, ``creep``: its settings; creeping is on by default, as on the command line), or any
     :class:`Agent`. ``routes``: only these route names. Each route's record is written to ``out/routes`` as
     it ends; calling again resumes, and a folder driven with another agent or simulator config is refused.
-    ``workers`` > 1 drives that many routes at a time as Ray tasks (a local Ray, or the cluster ``ray`` names)."""
+    ``workers`` > 1 drives that many routes at a time as Ray tasks (a local Ray, or the cluster ``ray`` names).
+    ``agent`` may also be a function returning a :class:`Model`: it is called once the suite, the routes and
+    the ``out`` folder are checked, so bad input is reported before a model loads."""
     sim, ray = sim or SimConfig(), ray or RayConfig()
     if isinstance(suite, RouteSuite):
         suite_id = suite.name
     else:
         suite_id, suite = str(suite), load_suite(suite)
-    unknown = sorted(set(routes or []) - {r.name for r in suite.routes})
-    if unknown:  # before a model is loaded
-        raise InputError(f"routes {unknown} are not in suite '{suite.name}' ({suite_id}; it has {', '.join(r.name for r in suite.routes[:5])}, ...)")
+    check_routes(suite, suite_id, routes or [], sim)  # before a model is loaded
+    out = ensure_writable(out)
     make_agent, identity = _agent(agent, camera, creep, remote=workers > 1 or bool(ray.cluster()))
-    out = Path(out)
     check_resume(out, json.loads(json.dumps({**identity, "suite": suite_id, "sim": asdict(sim)})))  # as driver.json reads back
     results, summary = run_suite(make_agent, suite, sim, out, videos, routes or None, traces, workers, ray)
     return SuiteResults(results, summary, out)
@@ -150,9 +162,9 @@ def drive_suite(config: DriveConfig) -> int:
     if config.agent == "expert":
         agent = "expert"
     elif config.engine == "onnx":
-        agent = load(config.onnx_model, engine_config=config.engine_config)
+        agent = partial(load, config.onnx_model, engine_config=config.engine_config)
     else:
-        agent = load(config.model, perception=config.perception or None)
+        agent = partial(load, config.model, perception=config.perception or None)
     result = drive(agent, config.suite, config.routes, config.sim, config.out, config.videos, config.traces, config.camera, config.creep,
                    config.workers, config.ray)
     print(result.table())

@@ -4,6 +4,7 @@ product of coefficients, driving score = completion x penalty, plus infractions 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 from drivestack.planning.evaluation.stats import mean_ci, ratio_ci
@@ -25,6 +26,8 @@ COLLISION_KEY = {
 }
 MIN_COLLISION_SPEED = 0.1  # m/s: contacts while (almost) standing still are not counted
 SAME_COLLISION_M = 5.0  # a contact this close to the last counted one is the same collision
+ROUTE_ENDS = ("route_deviation", "blocked")  # events that end a route, recorded with where they happened
+FLAG_HOLD_S = 1.0  # a drive video shows an infraction's flag this long
 
 
 def infraction_penalty(counts: dict[str, int], outside_lanes_pct: float = 0.0) -> float:
@@ -37,6 +40,25 @@ def infraction_penalty(counts: dict[str, int], outside_lanes_pct: float = 0.0) -
 
 
 @dataclass
+class Infraction:
+    """One counted infraction (a :data:`PENALTY` kind) or route end (:data:`ROUTE_ENDS`): when and where the ego
+    was; for collisions the other actor, for red lights the light (0: not known)."""
+
+    kind: str
+    frame: int
+    time: float  # game time, seconds
+    x: float
+    y: float
+    z: float = 0.0
+    actor_kind: str = ""  # collisions: vehicle | pedestrian | static | traffic_light
+    actor_id: int = 0
+
+    @property
+    def label(self) -> str:
+        return self.kind.replace("_", " ")
+
+
+@dataclass
 class RouteResult:
     name: str
     route_length: float  # metres
@@ -46,6 +68,10 @@ class RouteResult:
     outcome: str  # completed | deviated | blocked | timeout
     duration_s: float
     distance_m: float
+    events: list[Infraction] = field(default_factory=list)  # the infractions counted and the route's end, in order
+
+    def __post_init__(self) -> None:
+        self.events = [e if isinstance(e, Infraction) else Infraction(**e) for e in self.events]  # as read from JSON
 
     @property
     def penalty(self) -> float:
@@ -65,24 +91,27 @@ class RouteScorer:
     def __init__(self, name: str, timeout_s: float | None = None):
         self.name = name
         self.timeout_s = timeout_s
-        self.infractions = {k: 0 for k in PENALTY}
+        self.events: list[Infraction] = []
         self.distance = 0.0
         self.outside = 0.0
+        self._outside_now = False
         self._seen_actors: set[int] = set()
         self._last_collision: tuple[float, float] | None = None
         self._last_xy: tuple[float, float] | None = None
         self.obs: Observation | None = None
 
     def update(self, obs: Observation) -> None:
+        """Score one step: the only place that decides what counts as an infraction."""
         x, y = obs.ego.pose.x, obs.ego.pose.y
         step = math.hypot(x - self._last_xy[0], y - self._last_xy[1]) if self._last_xy else 0.0
         self._last_xy = (x, y)
         self.distance += step
         e = obs.events
-        if e.off_road or e.lane_invasion:
+        self._outside_now = e.off_road or e.lane_invasion
+        if self._outside_now:
             self.outside += step
-        if e.red_light:
-            self.infractions["red_light"] += 1
+        if e.red_light:  # the light that governed the lane before the stop line was crossed
+            self._record("red_light", obs, actor_id=self.obs.traffic_light.actor_id if self.obs else 0)
         for c in e.collisions:
             if c.actor_id in self._seen_actors or abs(obs.ego.speed) < MIN_COLLISION_SPEED:
                 continue
@@ -90,8 +119,22 @@ class RouteScorer:
                 continue
             self._seen_actors.add(c.actor_id)
             self._last_collision = (x, y)
-            self.infractions[COLLISION_KEY[c.kind]] += 1
+            self._record(COLLISION_KEY[c.kind], obs, c.kind.name.lower(), c.actor_id)
+        for kind in ROUTE_ENDS:
+            if getattr(e, kind):
+                self._record(kind, obs)
         self.obs = obs
+
+    def _record(self, kind: str, obs: Observation, actor_kind: str = "", actor_id: int = 0) -> None:
+        p = obs.ego.pose
+        self.events.append(Infraction(kind, obs.frame, obs.time, p.x, p.y, p.z, actor_kind, actor_id))
+
+    def flags(self) -> list[str]:
+        """What a drive video flags on the last step's frame: the infractions of the last :data:`FLAG_HOLD_S`
+        seconds, and OUTSIDE LANES while the ego is."""
+        now = self.obs.time if self.obs else 0.0
+        recent = [e.label.upper() for e in self.events if now - e.time < FLAG_HOLD_S]
+        return list(dict.fromkeys(recent)) + (["OUTSIDE LANES"] if self._outside_now else [])
 
     @property
     def timed_out(self) -> bool:
@@ -114,11 +157,12 @@ class RouteScorer:
             name=self.name,
             route_length=obs.route_length,
             completion=completion,
-            infractions={k: v for k, v in self.infractions.items() if v},
+            infractions=dict(Counter(ev.kind for ev in self.events if ev.kind in PENALTY)),
             outside_lanes_pct=100.0 * self.outside / max(self.distance, 1e-6),
             outcome=outcome,
             duration_s=obs.time,
             distance_m=self.distance,
+            events=list(self.events),
         )
 
 

@@ -5,20 +5,22 @@ optionally with a drive video and a top-down map."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
+from functools import partial
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import cv2
 import numpy as np
 from drivestack.common.config import load_config
 from drivestack.common.io import write_json_atomic
-from drivestack.common.parallel import RayConfig, TaskError, run_tasks
+from drivestack.common.parallel import RayConfig, TaskError, in_ray_task, run_tasks
+from drivestack.planning.evaluation.leaderboard import write_leaderboard
 from drivestack.planning.evaluation.metrics import RouteResult, RouteScorer, Summary, route_timeout, summarize
 from drivestack.sim import make_simulator
 from drivestack.sim.agent import Agent
 from drivestack.sim.interface import RouteSpec
-from drivestack.sim.settings import SimConfig
+from drivestack.sim.settings import SimConfig, TrafficConfig
 from tqdm import tqdm
 
 
@@ -30,6 +32,21 @@ class SuiteRoute:
     length: float = 250.0  # metres of a random route
     waypoints: list[tuple[float, float]] = field(default_factory=list)  # trip points; empty: random route
     traffic: dict[str, float] = field(default_factory=dict)  # overrides of sim.traffic for this route
+
+    def __post_init__(self) -> None:
+        town_ok = (isinstance(self.town, int) and self.town >= 0) or (isinstance(self.town, str) and self.town != "")
+        problems = [f"town must be a non-negative integer (embedded town seed) or a CARLA map name, got {self.town!r}"] * (not town_ok)
+        problems += [f"seed must be >= 0, got {self.seed}"] * (self.seed < 0)
+        problems += [f"length must be > 0 m, got {self.length}"] * (self.length <= 0)
+        problems += [unknown_traffic(self.traffic)] * bool(unknown_traffic(self.traffic))
+        if problems:
+            raise ValueError(f"route '{self.name}': {'; '.join(problems)}")
+
+
+def unknown_traffic(traffic: dict[str, float]) -> str:
+    """What is wrong with the keys of a route's ``traffic`` overrides ("" when they all are sim.traffic keys)."""
+    unknown = sorted(set(traffic) - {f.name for f in fields(TrafficConfig)})
+    return f"unknown traffic keys {unknown} (valid: {', '.join(f.name for f in fields(TrafficConfig))})" if unknown else ""
 
 
 @dataclass
@@ -43,6 +60,8 @@ class RouteMix:
     green_s: list[float] = field(default_factory=list)  # (list[float]) [low, high]: each route draws its green time from it; empty = sim.traffic's
 
     def __post_init__(self) -> None:
+        if unknown_traffic(self.traffic):
+            raise ValueError(f"mix '{self.name}': {unknown_traffic(self.traffic)}")
         if self.share <= 0 or self.length <= 0 or (self.green_s and not (len(self.green_s) == 2 and 0 < self.green_s[0] <= self.green_s[1])):
             raise ValueError(f"mix '{self.name}': share and length must be > 0 and green_s [low, high] with 0 < low <= high")
 
@@ -101,10 +120,7 @@ def load_suite(path: str | Path) -> RouteSuite:
 
 
 def route_sim_config(sim: SimConfig, route: SuiteRoute) -> SimConfig:
-    """``sim`` with the route's traffic overrides; an unknown traffic key is an error naming the route."""
-    unknown = set(route.traffic) - set(vars(sim.traffic))
-    if unknown:
-        raise ValueError(f"route '{route.name}': unknown traffic keys {sorted(unknown)}")
+    """``sim`` with the route's traffic overrides (their keys are checked when the route is made)."""
     traffic = replace(sim.traffic, **{k: type(getattr(sim.traffic, k))(v) for k, v in route.traffic.items()})
     return replace(sim, traffic=traffic)
 
@@ -114,11 +130,13 @@ def drive_route(
     sim_config: SimConfig,
     route: SuiteRoute,
     video: Path | None = None,
-    on_frame: Callable | None = None,
+    progress: Callable[..., Any] | None = None,
     trace: Path | None = None,
 ) -> RouteResult:
     """Drive one route with ``agent``; render only when the agent needs cameras or a video is written.
-    With ``trace``, write the per-step trace (CSV and plot, :mod:`drivestack.planning.evaluation.trace`) there."""
+    ``progress``: a tqdm-like class; a bar of it counts the metres of the route done (``tqdm``, or Ray's
+    ``tqdm_ray`` in a Ray task). With ``trace``, write the per-step trace (CSV and plot,
+    :mod:`drivestack.planning.evaluation.trace`) there."""
     from drivestack.planning.evaluation.trace import DriveTrace
     from drivestack.sim.visualize import VideoWriter, render_frame
 
@@ -130,6 +148,7 @@ def drive_route(
         agent.setup(config)
         scorer = RouteScorer(route.name, timeout_s=route_timeout(obs.route_length))
         steps = DriveTrace(config) if trace else None
+        bar = progress(total=int(obs.route_length), desc=f"  {route.name}", unit="m") if progress else None
         try:
             while not scorer.done:
                 control = agent(obs)
@@ -138,17 +157,19 @@ def drive_route(
                 if video and obs.frame % 2 == 0 and obs.cameras:
                     debug = agent.debug
                     writer.write(render_frame(obs, waypoints=debug.waypoints, notes=["CREEP"] if debug.creeping else None,
-                                              predicted=agent.perceived()))  # fmt: skip
+                                              predicted=agent.perceived(), flags=scorer.flags()))  # fmt: skip
                 obs = sim.step(control, render=render)
                 scorer.update(obs)
                 trail.append((obs.ego.pose.x, obs.ego.pose.y))
-                if on_frame:
-                    on_frame()
+                if bar is not None and int(obs.route_progress) > bar.n:
+                    bar.update(int(obs.route_progress) - bar.n)
         finally:
             agent.destroy()
+            if bar is not None:
+                bar.close()
             if steps:
                 steps.write(trace)
-        town_map = sim.top_down_map(np.array(trail)) if video else None
+        town_map = sim.top_down_map(np.array(trail), [(e.label, e.x, e.y) for e in scorer.events]) if video else None
         if town_map is not None:
             cv2.imwrite(str(video.with_suffix(".png")), town_map[:, :, ::-1])
     return scorer.result()
@@ -170,9 +191,15 @@ def generated_suite(name: str, towns: list[int], routes: int, length: float, see
 
 
 def _drive_job(make_agent: Callable[[], Agent], sim_config: SimConfig, route: SuiteRoute, video: Path | None,
-               trace: Path | None) -> RouteResult:  # fmt: skip
-    """One route, in this process or as a Ray task."""
-    return drive_route(make_agent(), sim_config, route, video, trace=trace)
+               trace: Path | None, progress: bool) -> RouteResult:  # fmt: skip
+    """One route, in this process or as a Ray task, with a bar of its metres when ``progress``."""
+    bar = None
+    if progress:
+        if in_ray_task():
+            from ray.experimental.tqdm_ray import tqdm as bar  # drawn by the driving process, one line per worker
+        else:
+            bar = partial(tqdm, leave=False, position=1)
+    return drive_route(make_agent(), sim_config, route, video, progress=bar, trace=trace)
 
 
 def run_suite(
@@ -185,28 +212,35 @@ def run_suite(
     traces: bool = False,
     workers: int = 1,
     ray: RayConfig | None = None,
+    progress: bool = True,
 ) -> tuple[list[RouteResult], Summary]:
     """Drive every route not yet recorded under ``out/routes`` (``only``: names :func:`drive` has checked
     against the suite); return all records and their summary.
     ``videos``: an MP4 and a map per route in ``out/videos``; ``traces``: a per-step CSV and plot in ``out/traces``;
     ``workers`` > 1 (or a cluster in ``ray``): each route a Ray task, ``make_agent`` sent to the workers. A
-    route whose worker died on every try stays unfinished and is named in the error raised at the end."""
+    route whose worker died on every try stays unfinished and is named in the error raised at the end.
+    ``progress``: a bar of routes with the running mean driving score and completion, and one of metres per
+    route being driven."""
     routes_dir = out / "routes"
     routes_dir.mkdir(parents=True, exist_ok=True)
     routes = [r for r in suite.routes if not only or r.name in only]
-    todo = [r for r in routes if not _finished(routes_dir / f"{r.name}.json")]
+    todo = [r for r in routes if not route_finished(routes_dir / f"{r.name}.json")]
     jobs = [(make_agent, sim_config, r, out / "videos" / f"{r.name}.mp4" if videos else None,
-             out / "traces" / f"{r.name}.csv" if traces else None) for r in todo]  # fmt: skip
+             out / "traces" / f"{r.name}.csv" if traces else None, progress) for r in todo]  # fmt: skip
     for route in todo:
         write_json_atomic(routes_dir / f"{route.name}.json", {"name": route.name, "status": "started"})
     lost = []
-    with tqdm(total=len(routes), initial=len(routes) - len(todo), desc=f"drive {suite.name}", unit="route") as bar:
+    done = [_load_result(routes_dir / f"{r.name}.json") for r in routes if r not in todo]
+    with tqdm(total=len(routes), initial=len(done), desc=f"drive {suite.name}", unit="route", disable=not progress) as bar:
+        bar.set_postfix_str(running_summary(done))
         for job, result in run_tasks(_drive_job, jobs, workers, ray, name=lambda job: f"route {job[2].name}"):
             if isinstance(result, TaskError):
                 tqdm.write(str(result))
                 lost.append(job[2].name)
                 continue
             write_json_atomic(routes_dir / f"{result.name}.json", {"status": "finished", **result.to_dict()})
+            done.append(result)
+            bar.set_postfix_str(running_summary(done), refresh=False)
             bar.update()
     if lost:
         raise TaskError(f"{out}: routes {lost} were not driven (their workers died); run the same command again to drive them")
@@ -214,10 +248,20 @@ def run_suite(
     summary = summarize(results)
     write_json_atomic(out / "summary.json", {"suite": suite.name, "summary": asdict(summary),
                                              "routes": [r.to_dict() for r in results]})
+    write_leaderboard(results, out / "leaderboard.json")
     return results, summary
 
 
-def _finished(path: Path) -> bool:
+def running_summary(results: list[RouteResult]) -> str:
+    """The routes finished so far, for a progress bar: mean driving score and route completion."""
+    if not results:
+        return ""
+    n = len(results)
+    return f"DS {sum(r.driving_score for r in results) / n:.1f} RC {sum(r.completion for r in results) / n:.1f}%"
+
+
+def route_finished(path: Path) -> bool:
+    """Whether the route record at ``path`` is of a route driven to its end."""
     return path.exists() and json.loads(path.read_text()).get("status") == "finished"
 
 

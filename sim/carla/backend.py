@@ -15,11 +15,14 @@ from __future__ import annotations
 import logging
 import math
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import carla
 import numpy as np
+from drivestack.common.errors import InputError
 from drivestack.sim.camera import intrinsics
 from drivestack.sim.carla.actors import (
     SpawnRecord,
@@ -95,7 +98,7 @@ def weather_preset(name: str) -> carla.WeatherParameters:
         if isinstance(getattr(carla.WeatherParameters, n), carla.WeatherParameters)
     ]
     if name not in presets:
-        raise SimulatorError(f"unknown CARLA weather preset '{name}' (valid: {', '.join(sorted(presets))})")
+        raise InputError(f"sim.carla.weather: unknown CARLA weather preset '{name}' (valid: {', '.join(sorted(presets))})")
     return getattr(carla.WeatherParameters, name)
 
 
@@ -103,6 +106,30 @@ def vehicle_tag(actor: Any) -> Tag:
     """The vehicle's semantic tag (Car, Truck, Bus, Motorcycle, Bicycle) from its semantic_tags."""
     tags = [Tag(t) for t in getattr(actor, "semantic_tags", []) if t in VEHICLE_TAGS]
     return tags[0] if tags else Tag.CAR
+
+
+class ServerUnreachable(SimulatorError, InputError):
+    """No CARLA server at the configured address: a setting or a server to start, told in one line."""
+
+
+_VERSION_PROBE = "import sys, carla; c = carla.Client(sys.argv[1], int(sys.argv[2])); c.set_timeout(float(sys.argv[3])); print(c.get_server_version())"
+
+
+def probe_server(host: str, port: int, timeout_s: float) -> str:
+    """The version of the CARLA server at ``host:port``, asked from a child process: the client aborts its
+    process (SIGABRT) on an endpoint that accepts the connection but does not speak CARLA's RPC, so that
+    abort must not happen here. :class:`ServerUnreachable` when no CARLA server answers."""
+    start = f"start one with './CarlaUE4.sh -RenderOffScreen -carla-rpc-port={port}' or set sim.carla.host/port"
+    try:
+        probe = subprocess.run([sys.executable, "-c", _VERSION_PROBE, host, str(port), str(timeout_s)], capture_output=True,
+                               text=True, timeout=timeout_s + 30)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise ServerUnreachable(f"{host}:{port} did not answer CARLA's version request within {timeout_s} s; {start}") from None
+    if probe.returncode < 0:
+        raise ServerUnreachable(f"{host}:{port} accepts connections but is not a CARLA server (its reply aborted the client); {start}")
+    if probe.returncode != 0:
+        raise ServerUnreachable(f"no CARLA server at {host}:{port} answered within {timeout_s} s; {start}")
+    return probe.stdout.strip()
 
 
 class CarlaSimulator(Simulator):
@@ -113,12 +140,14 @@ class CarlaSimulator(Simulator):
         self.dt = config.dt
         cc = config.carla
         weather_preset(cc.weather)
+        if client_factory is carla.Client:  # a real client; tests pass fakes
+            probe_server(cc.host, cc.port, cc.timeout_s)
         self._client = client_factory(cc.host, cc.port)
         self._client.set_timeout(cc.timeout_s)
         try:
             self._world = self._client.get_world()
         except RuntimeError as e:
-            raise SimulatorError(
+            raise ServerUnreachable(
                 f"no CARLA server at {cc.host}:{cc.port} answered within {cc.timeout_s} s ({e}); start one with "
                 f"'./CarlaUE4.sh -RenderOffScreen -carla-rpc-port={cc.port}' or set sim.carla.host/port"
             ) from e

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from functools import lru_cache
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -32,6 +33,7 @@ from drivestack.sim.interface import (
 )
 from drivestack.sim.route_plan import plan_indices, target_point
 from drivestack.sim.settings import SimConfig
+from drivestack.sim.visualize import annotate_map
 
 EGO_ID = 1
 ROUTE_POINTS = 50
@@ -106,16 +108,13 @@ class EmbeddedSimulator(Simulator):
         events = self.monitor.update(self.ego, self.traffic, self.time, self.dt)
         return self._observe(render=render, events=events)
 
-    def top_down_map(self, trail: np.ndarray, size: int = 900) -> np.ndarray:
-        """The town map with the route (cyan) and the path driven (magenta)."""
+    def top_down_map(self, trail: np.ndarray, marks: Sequence[tuple[str, float, float]] = (), size: int = 900) -> np.ndarray:
+        """The town map, annotated by :func:`drivestack.sim.visualize.annotate_map`."""
         scene = self._scene
         k = size / max(scene.rgb.shape[:2])
         image = cv2.resize(scene.rgb, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
         to_px = lambda p: ((np.asarray(p) - scene.origin) / scene.res * k).astype(np.int32)  # noqa: E731
-        cv2.polylines(image, [to_px(self.route.points)], False, (0, 255, 255), 3, cv2.LINE_AA)
-        if len(trail) > 1:
-            cv2.polylines(image, [to_px(trail)], False, (255, 0, 255), 2, cv2.LINE_AA)
-        return image
+        return annotate_map(image, to_px, self.route.points, trail, marks)
 
     def close(self) -> None:
         if self._renderer is not None:

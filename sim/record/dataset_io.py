@@ -39,11 +39,12 @@ MEASUREMENT_KEYS = (
 
 
 class DatasetError(InputError):
-    """A dataset file that is missing, truncated or unreadable; ``path`` names it."""
+    """A dataset file that is missing, truncated or unreadable; ``path`` names it. Built from one argument
+    (as a DataLoader worker's error is raised again in the main process) the message is that argument."""
 
-    def __init__(self, path: str | Path, message: str) -> None:
-        super().__init__(f"{path}: {message}")
-        self.path = Path(path)
+    def __init__(self, path: str | Path, message: str | None = None) -> None:
+        super().__init__(f"{path}: {message}" if message is not None else str(path))
+        self.path = Path(path) if message is not None else None
 
 
 @dataclass

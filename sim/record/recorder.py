@@ -23,7 +23,7 @@ from typing import Callable, Iterable, Literal
 import numpy as np
 import tqdm
 from drivestack.common.config import to_dict
-from drivestack.common.io import software_version, write_atomic, write_json_atomic
+from drivestack.common.io import ensure_writable, software_version, write_atomic, write_json_atomic
 from drivestack.common.parallel import RayConfig, TaskError, run_tasks
 from drivestack.common.resume import changed_settings
 from drivestack.sim import make_simulator
@@ -523,8 +523,7 @@ class _Collection:
 
 def open_manifest(config: CollectConfig) -> Manifest:
     """Create the dataset folder and manifest, or check an existing one was made with the same settings."""
-    root = Path(config.out)
-    root.mkdir(parents=True, exist_ok=True)
+    root = ensure_writable(config.out)
     settings = json.loads(json.dumps(to_dict(config)))  # as stored: tuples become lists
     if (root / MANIFEST_NAME).exists():
         changed = changed_settings(load_manifest(root).config, settings, free=RUN_ONLY_KEYS)

@@ -8,7 +8,9 @@ the verb's documented defaults.
 
 from __future__ import annotations
 
+import ast
 import difflib
+import errno
 import importlib
 import signal
 import sys
@@ -51,17 +53,37 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
-def _help(module) -> str:
-    text = [(module.__doc__ or "").strip(), ""]
-    if module.DEFAULT_CONFIG:
-        path = CONFIG_DIR / module.DEFAULT_CONFIG
+def _help(verb: str) -> str:
+    """A verb's docstring and its defaults file, read from the verb's source without importing the library
+    behind it (seconds of torch imports); a verb without a defaults file lists its config's fields."""
+    source = Path(__file__).with_name(f"{VERBS[verb][0]}.py")
+    tree = ast.parse(source.read_text())
+    text = [(ast.get_docstring(tree) or "").strip(), ""]
+    default = next((node.value.value for node in tree.body if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+                    and any(getattr(t, "id", "") == "DEFAULT_CONFIG" for t in node.targets)), None)  # fmt: skip
+    if default:
+        path = CONFIG_DIR / default
         text += [f"defaults ({path}):", path.read_text()]
     else:
         import dataclasses
 
+        module = importlib.import_module(f"drivestack.cli.{VERBS[verb][0]}")
         text.append("keys:")
         text += [f"  {f.name} = {f.default!r}" for f in dataclasses.fields(module.CONFIG_CLASS)]
     return "\n".join(text)
+
+
+# OS errors a user's machine or paths cause (not a bug in the project): one line naming the path
+USER_OS_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EISDIR, errno.ENOENT}
+
+
+def one_line(error: BaseException) -> str:
+    """An error's message as one line. An exception a DataLoader worker raised carries the worker's traceback
+    in its message ("Original Traceback ..."): its last line is the worker's own message."""
+    text = str(error).strip()
+    if "Original Traceback" in text:
+        text = text.splitlines()[-1].split(": ", 1)[-1]
+    return " ".join(text.split())
 
 
 def _interrupt(signum: int, frame) -> None:
@@ -79,10 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         hint = f"; did you mean '{near[0]}'?" if near else ""
         print(f"drivestack: unknown verb '{verb}'{hint}\n\n{_usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(f"drivestack.cli.{VERBS[verb][0]}")
     if any(a in ("-h", "--help") for a in args):
-        print(_help(module))
+        print(_help(verb))
         return 0
+    module = importlib.import_module(f"drivestack.cli.{VERBS[verb][0]}")
     config_path = CONFIG_DIR / module.DEFAULT_CONFIG if module.DEFAULT_CONFIG else None
     overrides = []
     positional = list(getattr(module, "POSITIONAL", ()))
@@ -96,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(module.CONFIG_CLASS, config_path, overrides)
     except ConfigError as e:
-        print(f"drivestack {verb}: {e}", file=sys.stderr)
+        print(f"drivestack {verb}: {one_line(e)}", file=sys.stderr)
         return 2
     return execute(verb, config)
 
@@ -108,8 +130,14 @@ def execute(verb: str, config) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops a job as Ctrl-C does: workers told to stop, files kept
     try:
         return int(module.run(config) or 0)
-    except (InputError, FileNotFoundError) as e:  # a file, key or model the user names: one line, no traceback
-        print(f"drivestack {verb}: {e}", file=sys.stderr)
+    except InputError as e:  # a file, key or model the user names: one line, no traceback
+        print(f"drivestack {verb}: {one_line(e)}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if not isinstance(e, FileNotFoundError) and e.errno not in USER_OS_ERRORS:
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"drivestack {verb}: {where}{e.strerror or one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"\ndrivestack {verb}: interrupted; what was written is kept, run the same command to resume", file=sys.stderr)

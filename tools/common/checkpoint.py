@@ -7,7 +7,7 @@ A checkpoint is a dict saved with ``torch.save``:
   checkpoint, since only the registry below names import paths;
 - ``state_dict`` (and ``ema_state_dict`` when EMA is on): the weights;
 - ``meta``: whatever describes the model's outputs (class names, palettes);
-- ``config``: the whole run config; ``epoch``, ``step``, ``optimizer``, ``scheduler``, ``scaler``, ``rng``,
+- ``config``: the whole run config; ``epoch``, ``step``, ``epoch_step`` (steps done in the epoch of a mid-epoch save), ``optimizer``, ``scheduler``, ``scaler``, ``rng``,
   ``metrics``: the training state for an exact resume.
 
 Only plain types and tensors are stored, so ``torch.load(weights_only=True)`` reads it.
@@ -35,15 +35,26 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
         torch.save(state, tmp)
 
 
+class CheckpointError(InputError):
+    """A file given as a checkpoint that is missing, unreadable or not a drivestack checkpoint."""
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A checkpoint's contents, on the CPU; a missing or unreadable file is an error naming it."""
+    """A checkpoint's contents, on the CPU; a missing, unreadable or foreign file (a plain state_dict, an
+    ONNX graph) is a :class:`CheckpointError` naming it."""
     path = resolve(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # a truncated or foreign file: name it
-        raise ValueError(f"{path}: not a readable checkpoint ({e})") from None
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a truncated or foreign file: name it, with the first sentence of torch's reason
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0].split(". ")[0]
+        raise CheckpointError(f"{path}: not a readable checkpoint ({reason})") from None
+    spec = checkpoint.get("model") if isinstance(checkpoint, dict) else None
+    if not (isinstance(spec, dict) and {"builder", "config"} <= spec.keys() and isinstance(checkpoint.get("state_dict"), dict)):
+        raise CheckpointError(f"{path}: not a drivestack checkpoint (it needs a 'model' spec and a 'state_dict'; "
+                              "a bare state_dict does not say which model it belongs to)")  # fmt: skip
+    return checkpoint
 
 
 # The models a checkpoint can rebuild: name -> (builder, its config class), as "module:object".
@@ -63,7 +74,7 @@ def builder_name(spec: dict[str, Any]) -> str:
     """The registered name of a checkpoint's builder (old import paths resolved through the aliases)."""
     name = BUILDER_ALIASES.get(spec["builder"], spec["builder"])
     if name not in BUILDERS:
-        raise InputError(f"unknown model builder '{spec['builder']}' (known: {', '.join(BUILDERS)})")
+        raise CheckpointError(f"unknown model builder '{spec['builder']}' (known: {', '.join(BUILDERS)})")
     return name
 
 
@@ -86,13 +97,31 @@ def build_from_spec(spec: dict[str, Any]) -> nn.Module:
     return _import(builder)(config)
 
 
-def load_model(path: str | Path, ema: bool = False) -> tuple[nn.Module, dict[str, Any]]:
+# Models held inside another's checkpoint: (its builder, the inner builder) -> (the inner config's key in the
+# outer config, the inner weights' prefix): a driving model's checkpoint holds its perception network.
+PARTS = {("driving", "perception"): ("perception", "model.perception.")}
+
+
+def load_model(path: str | Path, ema: bool = False, builder: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model of a checkpoint in eval mode, on the CPU: its trained weights, or with ``ema`` its
-    EMA weights when it has them."""
+    EMA weights when it has them. ``builder`` (e.g. ``"perception"``): that model, taken out of a checkpoint of
+    a model holding it (:data:`PARTS`) when the checkpoint is not one itself; the checkpoint returned then
+    describes it."""
     checkpoint = load_checkpoint(path)
-    model = build_from_spec(checkpoint["model"])
     key = "ema_state_dict" if ema and checkpoint.get("ema_state_dict") is not None else "state_dict"
-    model.load_state_dict(checkpoint[key])
+    spec, weights, name = checkpoint["model"], checkpoint[key], builder_name(checkpoint["model"])
+    if builder and builder != name:
+        if (name, builder) not in PARTS:
+            raise CheckpointError(f"{path}: a '{name}' checkpoint, which holds no '{builder}' model")
+        config_key, prefix = PARTS[(name, builder)]
+        spec = {"builder": builder, "config": spec["config"][config_key]}
+        weights = {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}
+        checkpoint = {**checkpoint, "model": spec, key: weights, "epoch": None}
+    model = build_from_spec(spec)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: its weights do not fit its model spec ({str(e).splitlines()[0]})") from None
     return model.eval(), checkpoint
 
 

@@ -38,6 +38,15 @@ class TaskError(InputError):
     """A task that could not be completed on Ray (its worker died more than ``max_retries`` times)."""
 
 
+def in_ray_task() -> bool:
+    """Whether this code runs in a Ray worker (a task), not in the process that started the work."""
+    if "ray" not in sys.modules:
+        return False
+    import ray
+
+    return ray.is_initialized() and ray.get_runtime_context().worker.mode == ray.WORKER_MODE
+
+
 def _start(workers: int, config: RayConfig) -> bool:
     """Connect to Ray; True when this call started a local Ray (to be shut down after). Keeps this process's
     SIGTERM handler (``ray.init`` installs its own, which would exit without the caller's clean-up)."""
@@ -45,7 +54,8 @@ def _start(workers: int, config: RayConfig) -> bool:
 
     if ray.is_initialized():
         return False
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": True, "logging_level": "ERROR"}
+    # log_to_driver: the workers' progress bars (ray.experimental.tqdm_ray) and warnings reach this process
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True, "configure_logging": True, "logging_level": "ERROR"}
     sigterm = signal.getsignal(signal.SIGTERM)
     try:
         if config.cluster():

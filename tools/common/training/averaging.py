@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 from drivestack.common.checkpoint import load_checkpoint, save_checkpoint
+from drivestack.common.errors import InputError
 
 
 def average_checkpoints(paths: list[str | Path]) -> dict[str, Any]:
@@ -18,17 +19,17 @@ def average_checkpoints(paths: list[str | Path]) -> dict[str, Any]:
     models, naming the file and what differs. The result holds no training state: it is not resumable,
     and ``soup`` lists its sources."""
     if not paths:
-        raise ValueError("average_checkpoints: no checkpoints given")
+        raise InputError("average_checkpoints: no checkpoints given")
     checkpoints = [load_checkpoint(p) for p in paths]
     last = checkpoints[-1]
     for path, checkpoint in zip(paths, checkpoints):
         if checkpoint["model"] != last["model"]:
-            raise ValueError(f"{path}: another model than {paths[-1]} (its `model` spec differs)")
+            raise InputError(f"{path}: another model than {paths[-1]} (its `model` spec differs)")
         mismatched = sorted(k for k in set(checkpoint["state_dict"]) | set(last["state_dict"])
                             if k not in checkpoint["state_dict"] or k not in last["state_dict"]
                             or checkpoint["state_dict"][k].shape != last["state_dict"][k].shape)  # fmt: skip
         if mismatched:
-            raise ValueError(f"{path}: weights {mismatched[:3]} missing or of another shape than in {paths[-1]}")
+            raise InputError(f"{path}: weights {mismatched[:3]} missing or of another shape than in {paths[-1]}")
     weights = {}
     for name, tensor in last["state_dict"].items():
         if tensor.is_floating_point():
@@ -46,14 +47,13 @@ class SoupConfig:
 
 
 def soup(config: SoupConfig) -> int:
-    """Write the mean of ``config.checkpoints``' weights to ``config.out``; 2 when fewer than two files or one is missing."""
-    if len(config.checkpoints) < 2:
-        print(f"soup: checkpoints needs two or more files, got {config.checkpoints}")
-        return 2
+    """Write the mean of ``config.checkpoints``' weights to ``config.out``; fewer than two files or a missing
+    one is an :class:`InputError` naming them."""
     missing = [c for c in config.checkpoints if not Path(c).is_file()]
     if missing:
-        print(f"soup: checkpoints not found: {', '.join(missing)}")
-        return 2
+        raise InputError(f"checkpoints not found: {', '.join(missing)}")
+    if len(config.checkpoints) < 2:
+        raise InputError(f"'checkpoints' needs two or more files, got {config.checkpoints}")
     save_checkpoint(config.out, average_checkpoints(config.checkpoints))
     print(f"{config.out}: mean of the weights of {len(config.checkpoints)} checkpoints ({', '.join(config.checkpoints)})")
     return 0
