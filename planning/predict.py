@@ -21,7 +21,7 @@ from drivestack.planning.agents.learned import OnnxDriver, PolicyAgent, TorchDri
 from drivestack.planning.deploy.runtime import EngineConfig
 from drivestack.sim.conventions import RoadOption
 
-SHIPPED_MODEL = "models/driving.pt"
+SHIPPED_MODEL = "models/driving_fused_int8.onnx"  # the default path is the best measured one (docs/results.md)
 
 
 @dataclass

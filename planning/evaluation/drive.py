@@ -30,7 +30,7 @@ DEFAULT_SUITE = "configs/routes/heldout.yaml"
 @dataclass
 class DriveConfig:
     agent: Literal["expert", "policy"] = "expert"  # (str) which agent drives: the privileged expert or the learned policy
-    engine: Literal["torch", "onnx"] = "torch"  # (str) run the policy's network in PyTorch or in ONNX Runtime
+    engine: Literal["torch", "onnx"] = "onnx"  # (str) run the policy's network in ONNX Runtime (the shipped INT8 graph, the best measured) or PyTorch
     model: str = "models/driving.pt"  # (str) driving-model checkpoint (engine=torch)
     onnx_model: str = "models/driving_fused_int8.onnx"  # (str) fused ONNX graph (engine=onnx)
     perception: str = ""  # (str) engine=torch: perception checkpoint whose weights replace the model's; empty = keep
