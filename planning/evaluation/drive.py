@@ -20,19 +20,21 @@ from drivestack.planning.agents.learned import PolicyAgent
 from drivestack.planning.deploy.runtime import EngineConfig
 from drivestack.planning.evaluation.metrics import RouteResult, Summary, format_table
 from drivestack.planning.evaluation.suite import RouteSuite, generated_suite, load_suite, route_finished, run_suite
-from drivestack.planning.predict import Model, load
+from drivestack.planning.predict import SHIPPED_MODEL, Model, load
 from drivestack.sim.agent import Agent
 from drivestack.sim.settings import SimConfig
 
 DEFAULT_SUITE = "configs/routes/heldout.yaml"
+TORCH_MODEL = "models/driving.pt"
+ONNX_MODEL = SHIPPED_MODEL
 
 
 @dataclass
 class DriveConfig:
     agent: Literal["expert", "policy"] = "expert"  # (str) which agent drives: the privileged expert or the learned policy
     engine: Literal["torch", "onnx"] = "onnx"  # (str) run the policy's network in ONNX Runtime (the shipped INT8 graph, the best measured) or PyTorch
-    model: str = "models/driving.pt"  # (str) driving-model checkpoint (engine=torch)
-    onnx_model: str = "models/driving_fused_int8.onnx"  # (str) fused ONNX graph (engine=onnx)
+    model: str = TORCH_MODEL  # (str) driving-model checkpoint (engine=torch)
+    onnx_model: str = ONNX_MODEL  # (str) fused ONNX graph (engine=onnx)
     perception: str = ""  # (str) engine=torch: perception checkpoint whose weights replace the model's; empty = keep
     camera: str = "front"  # (str) camera the policy agent reads
     engine_config: EngineConfig = field(default_factory=EngineConfig)  # ONNX Runtime settings
@@ -45,6 +47,13 @@ class DriveConfig:
     workers: int = 1  # (int) routes driven at a time, one simulator and one agent each, as Ray tasks; 1 = one after the other in this process
     ray: RayConfig = field(default_factory=RayConfig)  # where the workers run: a local Ray by default, or a cluster
     sim: SimConfig = field(default_factory=SimConfig)
+
+    def __post_init__(self) -> None:
+        """A PyTorch checkpoint named with the ONNX graph left at the shipped one means engine=torch was forgotten."""
+        torch_only = self.model != TORCH_MODEL or self.perception
+        if self.agent == "policy" and self.engine == "onnx" and torch_only and self.onnx_model == ONNX_MODEL:
+            raise ValueError(f"model={self.model} and perception= are PyTorch checkpoints, driven with engine=torch; the "
+                             f"default engine=onnx drives onnx_model={self.onnx_model}")  # fmt: skip
 
 
 @dataclass

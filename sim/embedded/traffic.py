@@ -1,6 +1,11 @@
 """Other road users of the embedded simulator: NPC vehicles that follow lanes with IDM gap keeping, obey
 lights and yield at junctions, and pedestrians that walk sidewalks, cross at crosswalks in the
-pedestrian phase and sometimes jaywalk."""
+pedestrian phase and sometimes jaywalk.
+
+Dense traffic must not gridlock (a stopped queue makes a broken test for any driver), so two rules keep
+junctions flowing: a vehicle enters a junction only when its exit lane has room for it ("don't block the
+box"), and inside a junction it yields only to vehicles that entered before it (entry order is a total
+order, so no two vehicles wait for each other)."""
 
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ IDM_HEADWAY = 1.2
 IDM_ACCEL = 2.0
 IDM_DECEL = 3.0
 TURN_SPEED = 5.0  # m/s on junction turns
+EXIT_ROOM_M = 3.0  # free metres an exit lane needs beyond a vehicle's length before the vehicle enters the junction
 
 
 @dataclass
@@ -33,6 +39,7 @@ class Npc:
     x: float = 0.0
     y: float = 0.0
     yaw: float = 0.0
+    entered: float = math.inf  # when it entered the junction it is in (inf: on a road lane)
 
 
 @dataclass
@@ -138,7 +145,23 @@ class Traffic:
                 return gap
         if self.town.junctions[lane.end_junction].lit and occupied.get(lane.end_junction, set()) - {lane.road}:
             return gap
+        if gap > 0.0 and not self._exit_has_room(npc):
+            return gap
         return math.inf
+
+    def _exit_has_room(self, npc: Npc) -> bool:
+        """Whether the lane after the junction ahead has room for ``npc`` past the vehicles standing in the
+        junction lane and at the exit lane's start (so entering cannot leave it stuck inside the junction)."""
+        if len(npc.path) < 3:
+            return True
+        connector, exit_lane = npc.path[1], npc.path[2]
+        room = 2 * npc.extent[0] + EXIT_ROOM_M
+        for other in self.npcs:
+            if other is npc or other.speed > 1.0:
+                continue
+            if other.path[0] == connector or (other.path[0] == exit_lane and other.s - other.extent[0] < room):
+                return False
+        return True
 
     def step_vehicles(self, dt: float, t: float, others: np.ndarray, others_speed: np.ndarray) -> None:
         """IDM step for every NPC. ``others``: (M, 3) x, y, radius of obstacles that are not NPCs."""
@@ -149,13 +172,23 @@ class Traffic:
             lane = self.town.lanes[npc.path[0]]
             if lane.junction is not None:
                 occupied.setdefault(lane.junction, set()).add(self.town.lanes[lane.source].road)
+                npc.entered = min(npc.entered, t)
+            else:
+                npc.entered = math.inf
         own = np.array([(n.x, n.y, n.extent[1] + 0.3) for n in self.npcs])
         obstacles = np.vstack([own, others]) if len(others) else own
         speeds = np.concatenate([[n.speed for n in self.npcs], others_speed]) if len(others) else np.array([n.speed for n in self.npcs])
         paths = np.stack([self._path_ahead(n) for n in self.npcs])  # (N, P, 2)
         d = np.hypot(paths[:, :, None, 0] - obstacles[None, None, :, 0], paths[:, :, None, 1] - obstacles[None, None, :, 1])
         near = d < (1.2 + obstacles[None, None, :, 2])
-        near[np.arange(len(self.npcs)), :, np.arange(len(self.npcs))] = False
+        n = len(self.npcs)
+        near[np.arange(n), :, np.arange(n)] = False
+        # inside a junction, a vehicle yields only to vehicles that entered before it (ties: the lower id first)
+        rank = np.argsort(np.lexsort(([npc.id for npc in self.npcs], [npc.entered for npc in self.npcs])))
+        junction = np.array([self.town.lanes[npc.path[0]].junction if self.town.lanes[npc.path[0]].junction is not None else -1
+                             for npc in self.npcs])  # fmt: skip
+        later = (junction[:, None] >= 0) & (junction[:, None] == junction[None, :]) & (rank[None, :] > rank[:, None])
+        near[:, :, :n] &= ~later[:, None, :]
         hit = near.any(axis=1)
         first = np.where(hit, near.argmax(axis=1), 10**6)
         for i, npc in enumerate(self.npcs):
