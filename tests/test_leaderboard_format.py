@@ -85,11 +85,11 @@ def test_scorer_records_a_collision_once_with_where_and_when():
 
 
 def test_route_records_with_and_without_events_load(tmp_path):
-    from drivestack.planning.evaluation.suite import _load_result
+    from drivestack.planning.evaluation.suite import finished_result
 
     route = results()[0]
     (tmp_path / "new.json").write_text(json.dumps({"status": "finished", **route.to_dict()}))
-    assert _load_result(tmp_path / "new.json") == route
+    assert finished_result(tmp_path / "new.json") == route
     old = {k: v for k, v in route.to_dict().items() if k != "events"}  # a record written before events were kept
     (tmp_path / "old.json").write_text(json.dumps({"status": "finished", **old}))
-    assert _load_result(tmp_path / "old.json").events == []
+    assert finished_result(tmp_path / "old.json").events == []

@@ -136,6 +136,10 @@ class RouteScorer:
         recent = [e.label.upper() for e in self.events if now - e.time < FLAG_HOLD_S]
         return list(dict.fromkeys(recent)) + (["OUTSIDE LANES"] if self._outside_now else [])
 
+    def marks(self) -> list[tuple[str, float, float]]:
+        """The counted infractions and route ends as a map's marks: (label, x, y)."""
+        return [(e.label, e.x, e.y) for e in self.events]
+
     @property
     def timed_out(self) -> bool:
         return self.timeout_s is not None and self.obs is not None and self.obs.time >= self.timeout_s

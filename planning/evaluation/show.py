@@ -59,7 +59,7 @@ def show(config: ShowConfig) -> int:
                     sheet.append(frame)
             if obs.done:
                 break
-        cv2.imwrite(str(out / "map.png"), sim.top_down_map(np.array(trail), [(e.label, e.x, e.y) for e in scorer.events])[:, :, ::-1])
+        cv2.imwrite(str(out / "map.png"), sim.top_down_map(np.array(trail), scorer.marks())[:, :, ::-1])
     if sheet:
         cv2.imwrite(str(out / "frames.png"), np.vstack(sheet)[:, :, ::-1])
     print(f"wrote {out / 'drive.mp4'}, {out / 'frames.png'}, {out / 'map.png'}")

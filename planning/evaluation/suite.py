@@ -34,11 +34,15 @@ class SuiteRoute:
     traffic: dict[str, float] = field(default_factory=dict)  # overrides of sim.traffic for this route
 
     def __post_init__(self) -> None:
-        town_ok = (isinstance(self.town, int) and self.town >= 0) or (isinstance(self.town, str) and self.town != "")
-        problems = [f"town must be a non-negative integer (embedded town seed) or a CARLA map name, got {self.town!r}"] * (not town_ok)
-        problems += [f"seed must be >= 0, got {self.seed}"] * (self.seed < 0)
-        problems += [f"length must be > 0 m, got {self.length}"] * (self.length <= 0)
-        problems += [unknown_traffic(self.traffic)] * bool(unknown_traffic(self.traffic))
+        problems = []
+        if not ((isinstance(self.town, int) and self.town >= 0) or (isinstance(self.town, str) and self.town != "")):
+            problems.append(f"town must be a non-negative integer (embedded town seed) or a CARLA map name, got {self.town!r}")
+        if self.seed < 0:
+            problems.append(f"seed must be >= 0, got {self.seed}")
+        if self.length <= 0:
+            problems.append(f"length must be > 0 m, got {self.length}")
+        if traffic := unknown_traffic(self.traffic):
+            problems.append(traffic)
         if problems:
             raise ValueError(f"route '{self.name}': {'; '.join(problems)}")
 
@@ -60,8 +64,8 @@ class RouteMix:
     green_s: list[float] = field(default_factory=list)  # (list[float]) [low, high]: each route draws its green time from it; empty = sim.traffic's
 
     def __post_init__(self) -> None:
-        if unknown_traffic(self.traffic):
-            raise ValueError(f"mix '{self.name}': {unknown_traffic(self.traffic)}")
+        if traffic := unknown_traffic(self.traffic):
+            raise ValueError(f"mix '{self.name}': {traffic}")
         if self.share <= 0 or self.length <= 0 or (self.green_s and not (len(self.green_s) == 2 and 0 < self.green_s[0] <= self.green_s[1])):
             raise ValueError(f"mix '{self.name}': share and length must be > 0 and green_s [low, high] with 0 < low <= high")
 
@@ -169,7 +173,7 @@ def drive_route(
                 bar.close()
             if steps:
                 steps.write(trace)
-        town_map = sim.top_down_map(np.array(trail), [(e.label, e.x, e.y) for e in scorer.events]) if video else None
+        town_map = sim.top_down_map(np.array(trail), scorer.marks()) if video else None
         if town_map is not None:
             cv2.imwrite(str(video.with_suffix(".png")), town_map[:, :, ::-1])
     return scorer.result()
@@ -224,13 +228,14 @@ def run_suite(
     routes_dir = out / "routes"
     routes_dir.mkdir(parents=True, exist_ok=True)
     routes = [r for r in suite.routes if not only or r.name in only]
-    todo = [r for r in routes if not route_finished(routes_dir / f"{r.name}.json")]
+    records = {r.name: finished_result(routes_dir / f"{r.name}.json") for r in routes}  # None: not driven to its end
+    todo = [r for r in routes if records[r.name] is None]
     jobs = [(make_agent, sim_config, r, out / "videos" / f"{r.name}.mp4" if videos else None,
              out / "traces" / f"{r.name}.csv" if traces else None, progress) for r in todo]  # fmt: skip
     for route in todo:
         write_json_atomic(routes_dir / f"{route.name}.json", {"name": route.name, "status": "started"})
     lost = []
-    done = [_load_result(routes_dir / f"{r.name}.json") for r in routes if r not in todo]
+    done = [result for result in records.values() if result is not None]
     with tqdm(total=len(routes), initial=len(done), desc=f"drive {suite.name}", unit="route", disable=not progress) as bar:
         bar.set_postfix_str(running_summary(done))
         for job, result in run_tasks(_drive_job, jobs, workers, ray, name=lambda job: f"route {job[2].name}"):
@@ -239,12 +244,13 @@ def run_suite(
                 lost.append(job[2].name)
                 continue
             write_json_atomic(routes_dir / f"{result.name}.json", {"status": "finished", **result.to_dict()})
+            records[result.name] = result
             done.append(result)
             bar.set_postfix_str(running_summary(done), refresh=False)
             bar.update()
     if lost:
         raise TaskError(f"{out}: routes {lost} were not driven (their workers died); run the same command again to drive them")
-    results = [_load_result(routes_dir / f"{r.name}.json") for r in routes]
+    results = [records[r.name] for r in routes]
     summary = summarize(results)
     write_json_atomic(out / "summary.json", {"suite": suite.name, "summary": asdict(summary),
                                              "routes": [r.to_dict() for r in results]})
@@ -260,12 +266,23 @@ def running_summary(results: list[RouteResult]) -> str:
     return f"DS {sum(r.driving_score for r in results) / n:.1f} RC {sum(r.completion for r in results) / n:.1f}%"
 
 
+def _finished_record(path: Path) -> dict | None:
+    """The route record at ``path`` as stored, when it is of a route driven to its end, else None."""
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    return data if data.get("status") == "finished" else None
+
+
 def route_finished(path: Path) -> bool:
     """Whether the route record at ``path`` is of a route driven to its end."""
-    return path.exists() and json.loads(path.read_text()).get("status") == "finished"
+    return _finished_record(path) is not None
 
 
-def _load_result(path: Path) -> RouteResult:
-    data = json.loads(path.read_text())
-    fields = RouteResult.__dataclass_fields__
-    return RouteResult(**{k: v for k, v in data.items() if k in fields})
+def finished_result(path: Path) -> RouteResult | None:
+    """The route record at ``path`` when it is of a route driven to its end, else None."""
+    data = _finished_record(path)
+    if data is None:
+        return None
+    known = {f.name for f in fields(RouteResult)}
+    return RouteResult(**{k: v for k, v in data.items() if k in known})

@@ -115,11 +115,15 @@ class ServerUnreachable(SimulatorError, InputError):
 _VERSION_PROBE = "import sys, carla; c = carla.Client(sys.argv[1], int(sys.argv[2])); c.set_timeout(float(sys.argv[3])); print(c.get_server_version())"
 
 
+def _start_hint(port: int) -> str:
+    return f"start one with './CarlaUE4.sh -RenderOffScreen -carla-rpc-port={port}' or set sim.carla.host/port"
+
+
 def probe_server(host: str, port: int, timeout_s: float) -> str:
     """The version of the CARLA server at ``host:port``, asked from a child process: the client aborts its
     process (SIGABRT) on an endpoint that accepts the connection but does not speak CARLA's RPC, so that
     abort must not happen here. :class:`ServerUnreachable` when no CARLA server answers."""
-    start = f"start one with './CarlaUE4.sh -RenderOffScreen -carla-rpc-port={port}' or set sim.carla.host/port"
+    start = _start_hint(port)
     try:
         probe = subprocess.run([sys.executable, "-c", _VERSION_PROBE, host, str(port), str(timeout_s)], capture_output=True,
                                text=True, timeout=timeout_s + 30)  # fmt: skip
@@ -148,8 +152,7 @@ class CarlaSimulator(Simulator):
             self._world = self._client.get_world()
         except RuntimeError as e:
             raise ServerUnreachable(
-                f"no CARLA server at {cc.host}:{cc.port} answered within {cc.timeout_s} s ({e}); start one with "
-                f"'./CarlaUE4.sh -RenderOffScreen -carla-rpc-port={cc.port}' or set sim.carla.host/port"
+                f"no CARLA server at {cc.host}:{cc.port} answered within {cc.timeout_s} s ({e}); {_start_hint(cc.port)}"
             ) from e
         self._server_version = self._check_version()
         self._original_settings = self._world.get_settings()

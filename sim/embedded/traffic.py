@@ -168,11 +168,13 @@ class Traffic:
         if not self.npcs:
             return
         occupied: dict[int, set[int]] = {}
-        for npc in self.npcs:
+        junction = np.full(len(self.npcs), -1)  # the junction each vehicle is in, -1 on a road lane
+        for i, npc in enumerate(self.npcs):
             lane = self.town.lanes[npc.path[0]]
             if lane.junction is not None:
                 occupied.setdefault(lane.junction, set()).add(self.town.lanes[lane.source].road)
                 npc.entered = min(npc.entered, t)
+                junction[i] = lane.junction
             else:
                 npc.entered = math.inf
         own = np.array([(n.x, n.y, n.extent[1] + 0.3) for n in self.npcs])
@@ -185,8 +187,6 @@ class Traffic:
         near[np.arange(n), :, np.arange(n)] = False
         # inside a junction, a vehicle yields only to vehicles that entered before it (ties: the lower id first)
         rank = np.argsort(np.lexsort(([npc.id for npc in self.npcs], [npc.entered for npc in self.npcs])))
-        junction = np.array([self.town.lanes[npc.path[0]].junction if self.town.lanes[npc.path[0]].junction is not None else -1
-                             for npc in self.npcs])  # fmt: skip
         later = (junction[:, None] >= 0) & (junction[:, None] == junction[None, :]) & (rank[None, :] > rank[:, None])
         near[:, :, :n] &= ~later[:, None, :]
         hit = near.any(axis=1)
