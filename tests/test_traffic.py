@@ -3,7 +3,11 @@ lights (a light cycle is about 50 s)."""
 
 import numpy as np
 import pytest
+from drivestack.sim.conventions import RoadOption
+from drivestack.sim.embedded import backend
 from drivestack.sim.embedded.backend import EmbeddedSimulator
+from drivestack.sim.embedded.vehicle import BicycleState
+from drivestack.sim.geometry import Polyline
 from drivestack.sim.interface import RouteSpec
 from drivestack.sim.settings import CameraConfig, SimConfig, TownConfig, TrafficConfig
 
@@ -34,3 +38,50 @@ def test_dense_junctions_never_gridlock(town):
     standstill, count = longest_standstill(town, vehicles=60, seconds=240.0)
     assert count == 60
     assert standstill < 90.0, f"a vehicle stood still for {standstill:.0f} s"
+
+
+def merging_lanes(town) -> tuple[list[int], list[int]]:
+    """Two lane sequences (approach lane, junction connector, exit lane) of one road whose lanes merge into one
+    inside a junction (a lane drop); of those, the one with the shortest connectors (the sharpest merge)."""
+    by_exit: dict[int, list] = {}
+    for lane in town.lanes:
+        if lane.junction is not None and lane.option in (RoadOption.STRAIGHT, RoadOption.LANEFOLLOW):
+            by_exit.setdefault(lane.successors[0], []).append(lane)
+    pairs = [c for c in by_exit.values() if len(c) == 2 and town.lanes[c[0].source].road == town.lanes[c[1].source].road]
+    a, b = min(pairs, key=lambda c: max(lane.line.length for lane in c))
+    return [a.source, a.id, a.successors[0]], [b.source, b.id, b.successors[0]]
+
+
+def merge_beside_the_ego(lead_m: float, speed: float = 8.0) -> tuple[int, float]:
+    """The ego drives at ``speed`` along one of two lanes that merge in a junction; an NPC vehicle starts beside
+    it on the other (``lead_m`` behind it) at the same speed. Returns the steps in contact and the closest
+    distance between their centres."""
+    config = SimConfig(cameras=[CameraConfig("front", 32, 16)], traffic=TrafficConfig(vehicles=1, pedestrians=0, npc_speed=speed))
+    with EmbeddedSimulator(config) as sim:
+        sim.reset(0, RouteSpec(town=1, length=100.0))
+        lanes = sim.town.lanes
+        ego_lanes, npc_lanes = merging_lanes(sim.town)
+        sim.route.points = np.concatenate([lanes[ego_lanes[0]].line.points] + [lanes[i].line.points[1:] for i in ego_lanes[1:]])
+        path, s = Polyline(sim.route.points), lanes[ego_lanes[0]].line.length - 30.0
+        npc = sim.traffic.npcs[0]
+        npc.path, npc.s, npc.speed = list(npc_lanes), lanes[npc_lanes[0]].line.length - 30.0 - lead_m, speed
+        contact, closest = 0, np.inf
+        for _ in range(int(8.0 / config.dt)):
+            x, y, yaw = path.at(s)
+            sim.ego, sim.monitor.progress_index = BicycleState(x, y, yaw, speed), int(s)
+            sim._move_traffic()
+            contact += len(sim.monitor.update(sim.ego, sim.traffic, sim.time, config.dt).collisions)
+            closest = min(closest, float(np.hypot(npc.x - x, npc.y - y)))
+            s += speed * config.dt
+        return contact, closest
+
+
+@pytest.mark.parametrize("lead_m", [0.0, 3.0])
+def test_vehicles_yield_to_where_the_ego_is_going(lead_m, monkeypatch):
+    """Two lanes merge into one inside a junction, the ego and an NPC side by side on them (the collision of
+    generated-test route t007): the NPC sees where the ego will be on its route and falls in behind it. Without
+    that prediction (only where the ego is now) it drives into the ego's side."""
+    contact, closest = merge_beside_the_ego(lead_m)
+    assert contact == 0 and closest > 3.0, f"{contact} steps in contact, closest {closest:.1f} m"
+    monkeypatch.setattr(backend, "EGO_PREDICTION_S", ())
+    assert merge_beside_the_ego(lead_m)[0] > 0

@@ -40,6 +40,7 @@ ROUTE_POINTS = 50
 ACTOR_RADIUS_M = 60.0
 LIGHT_RANGE_M = 60.0
 LAMP_VIEW_COS = math.cos(math.radians(60))  # lamps show their state within 60 degrees of their axis
+EGO_PREDICTION_S = (0.5, 1.0, 1.5)  # seconds ahead at which NPC vehicles see where the ego will be
 
 
 @lru_cache(maxsize=4)
@@ -98,15 +99,44 @@ class EmbeddedSimulator(Simulator):
         if self.town is None:
             raise RuntimeError("call reset() before step()")
         self.ego = step_bicycle(self.ego, control, self.dt, self.params)
-        walkers = self.traffic.walkers
-        others = np.array([(self.ego.x, self.ego.y, self.params.extent[1] + 0.3)] + [(w.x, w.y, 0.5) for w in walkers])
-        others_speed = np.array([self.ego.speed] + [0.0] * len(walkers))
-        self.traffic.step_vehicles(self.dt, self.time, others, others_speed)
-        self.traffic.step_walkers(self.dt, self.time)
+        self._move_traffic()
         self.frame += 1
         self.time += self.dt
         events = self.monitor.update(self.ego, self.traffic, self.time, self.dt)
         return self._observe(render=render, events=events)
+
+    def _move_traffic(self) -> None:
+        """One step of the NPC vehicles (yielding to the ego and to walkers) and of the walkers."""
+        walkers = self.traffic.walkers
+        ego, predicted = self._ego_obstacles()
+        others = np.array(ego + predicted + [(w.x, w.y, 0.5) for w in walkers])
+        others_speed = np.array([self.ego.speed] * (len(ego) + len(predicted)) + [0.0] * len(walkers))
+        unseen = np.zeros((len(self.traffic.npcs), len(others)), dtype=bool)
+        unseen[:, len(ego) : len(ego) + len(predicted)] = self._ahead_of_ego()[:, None]
+        self.traffic.step_vehicles(self.dt, self.time, others, others_speed, unseen)
+        self.traffic.step_walkers(self.dt, self.time)
+
+    def _ego_obstacles(self) -> tuple[list[tuple[float, float, float]], list[tuple[float, float, float]]]:
+        """The ego as NPC vehicles see it (x, y, radius): circles along its length, and circles on its route
+        where it will be over the next EGO_PREDICTION_S seconds at its speed (as if it signalled), so that a
+        vehicle merging or turning across its path yields to where it is going, not only to where it is."""
+        e, half_length, radius = self.ego, self.params.extent[0], self.params.extent[1] + 0.3
+        c, s = math.cos(e.yaw), math.sin(e.yaw)
+        body = [(e.x + a * c, e.y + a * s, radius) for a in (-0.6 * half_length, 0.0, 0.6 * half_length)]
+        ahead = [half_length + e.speed * t for t in EGO_PREDICTION_S if e.speed * t > 0.5]
+        last = len(self.route.points) - 1
+        points = self.route.points[[min(self.monitor.progress_index + round(a), last) for a in ahead]]  # 1 m apart
+        return body, [(float(x), float(y), radius) for x, y in points]
+
+    def _ahead_of_ego(self) -> np.ndarray:
+        """(N,) whether each NPC vehicle drives wholly ahead of the ego (its rear past the ego's front): those
+        do not yield to the ego's prediction; one beside or behind the ego does."""
+        if not self.traffic.npcs:
+            return np.zeros(0, dtype=bool)
+        npcs = self.traffic.npcs
+        xy = np.array([(n.x, n.y) for n in npcs]) - (self.ego.x, self.ego.y)
+        along = xy @ np.array([math.cos(self.ego.yaw), math.sin(self.ego.yaw)])
+        return along > self.params.extent[0] + np.array([n.extent[0] for n in npcs])
 
     def top_down_map(self, trail: np.ndarray, marks: Sequence[tuple[str, float, float]] = (), size: int = 900) -> np.ndarray:
         """The town map, annotated by :func:`drivestack.sim.visualize.annotate_map`."""

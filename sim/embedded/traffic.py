@@ -163,8 +163,10 @@ class Traffic:
                 return False
         return True
 
-    def step_vehicles(self, dt: float, t: float, others: np.ndarray, others_speed: np.ndarray) -> None:
-        """IDM step for every NPC. ``others``: (M, 3) x, y, radius of obstacles that are not NPCs."""
+    def step_vehicles(self, dt: float, t: float, others: np.ndarray, others_speed: np.ndarray,
+                      unseen: np.ndarray | None = None) -> None:
+        """IDM step for every NPC. ``others``: (M, 3) x, y, radius of obstacles that are not NPCs; ``unseen``:
+        (N, M) True where NPC i does not yield to obstacle m (a prediction of a vehicle it drives ahead of)."""
         if not self.npcs:
             return
         occupied: dict[int, set[int]] = {}
@@ -189,6 +191,8 @@ class Traffic:
         rank = np.argsort(np.lexsort(([npc.id for npc in self.npcs], [npc.entered for npc in self.npcs])))
         later = (junction[:, None] >= 0) & (junction[:, None] == junction[None, :]) & (rank[None, :] > rank[:, None])
         near[:, :, :n] &= ~later[:, None, :]
+        if unseen is not None:
+            near[:, :, n:] &= ~unseen[:, None, :]
         hit = near.any(axis=1)
         first = np.where(hit, near.argmax(axis=1), 10**6)
         for i, npc in enumerate(self.npcs):
