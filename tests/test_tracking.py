@@ -1,5 +1,5 @@
 """Multi-object tracking (perception/tracking/): ground projection, ids through a crossing with an occlusion,
-velocities, time to collision, the TrackEval metric path and the `drivestack track` verb."""
+velocities, time to collision, the TrackEval metric path, the `drivestack track` verb and the learned agent's tracks."""
 
 import json
 import math
@@ -13,6 +13,8 @@ from drivestack.perception.tracking.tracker import Tracker, TrackerConfig, ego_m
 from drivestack.perception.tracking.ttc import time_to_collision
 from drivestack.sim.camera import Pose, intrinsics, project
 from drivestack.sim.settings import CameraConfig
+
+from tests.test_creep import AlwaysBrakes, outputs_with
 
 CAMERA = CameraConfig()  # 320x160, fov 90, 1.3 m ahead of the centre, 1.6 m up
 DT = 0.1
@@ -133,3 +135,41 @@ def test_track_verb_names_bad_input_in_one_line(tmp_path, capsys, arg, named):
     assert main(["track", f"out={tmp_path}", "boxes=detector", arg]) == 2
     err = capsys.readouterr().err.strip()
     assert named in err and len(err.splitlines()) == 1
+
+
+class ApproachingCar(AlwaysBrakes):
+    """A braking policy whose perception sees one car coming head-on down the ego's lane at 5 m/s."""
+
+    def __init__(self, dt: float) -> None:
+        self.x, self.dt = 25.0, dt
+
+    def __call__(self, frame, speed, command, target_point):
+        out = super().__call__(frame, speed, command, target_point)
+        out["heatmap"], out["box"] = outputs_with([(0, self.x, 0.0, 30)])
+        self.x -= 5.0 * self.dt
+        return out
+
+
+def test_the_learned_agent_tracks_what_it_sees_without_changing_its_control():
+    from drivestack.planning.agents.creep import CreepConfig
+    from drivestack.planning.agents.learned import PolicyAgent
+    from drivestack.sim.embedded.backend import EmbeddedSimulator
+    from drivestack.sim.interface import RouteSpec
+    from drivestack.sim.settings import SimConfig, TownConfig
+
+    config, off = SimConfig(town=TownConfig(grid=3)), CreepConfig(enabled=False)
+    seeing, blind = PolicyAgent(ApproachingCar(config.dt), creep=off), PolicyAgent(AlwaysBrakes(), creep=off)
+    seeing.setup(config)
+    blind.setup(config)
+    with EmbeddedSimulator(config) as sim:
+        obs = sim.reset(0, RouteSpec(town=6000, length=100))
+        for _ in range(20):
+            control = seeing(obs)
+            assert control == blind(obs)
+            obs = sim.step(control)
+    (track,) = seeing.tracks
+    x = seeing.driver.x + 5.0 * config.dt  # where the car stood in the last frame
+    assert track.id == 1 and not blind.tracks
+    np.testing.assert_allclose(track.velocity, [-5.0, 0.0], atol=1.0)
+    assert track.ttc == pytest.approx((x - 2.4) / (5.0 + obs.ego.speed), rel=0.15)
+    assert (seeing.perceived() != blind.perceived()).any()
