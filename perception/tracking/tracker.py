@@ -5,7 +5,8 @@ Each frame (Zhang et al. 2022, ByteTrack):
 1. every track's box is predicted by a constant-velocity Kalman filter in the image (centre, width, height and
    their rates, noise proportional to the box height, as in SORT/ByteTrack);
 2. detections scoring at least ``high_score`` are matched to all tracks (Hungarian on 1 - IoU, same class only,
-   IoU >= ``match_iou``);
+   IoU >= ``match_iou``), both boxes widened by ``buffer`` of their size on each side (the buffered IoU of
+   C-BIoU, Yang et al. 2023: thin, fast pedestrian boxes still overlap their prediction);
 3. detections in [``low_score``, ``high_score``) are matched to the confirmed tracks left (IoU >= ``low_match_iou``):
    a partly occluded object keeps its id through a dip in score;
 4. unmatched high detections start tentative tracks; a track is confirmed after ``min_hits`` matched frames; a
@@ -39,6 +40,7 @@ class TrackerConfig:
     low_score: float = 0.2  # (float) detections in [low_score, high_score) only extend confirmed tracks
     match_iou: float = 0.2  # (float) least IoU of a high detection with a track's predicted box
     low_match_iou: float = 0.5  # (float) least IoU of a low detection with a track's predicted box
+    buffer: float = 0.3  # (float) boxes are widened by this fraction of their size on each side for matching (buffered IoU)
     min_hits: int = 2  # (int) matched frames before a track is confirmed and reported
     max_age_s: float = 1.0  # (float) seconds a confirmed track is kept without a match (occlusion)
     pixel_std: float = 1.5  # (float) pixels, error of a box's bottom centre (ground measurement noise)
@@ -51,6 +53,8 @@ class TrackerConfig:
         for name in ("match_iou", "low_match_iou"):
             if not 0.0 < getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")
+        if self.buffer < 0:
+            raise ValueError(f"buffer must be >= 0, got {self.buffer}")
         if self.min_hits < 1 or self.max_age_s < 0 or min(self.pixel_std, self.accel_std, self.initial_speed_std) <= 0:
             raise ValueError("min_hits must be >= 1, max_age_s >= 0 and pixel_std, accel_std, initial_speed_std > 0")
 
@@ -186,7 +190,7 @@ class Tracker:
         returns the (track, detection) pairs and the unmatched tracks."""
         if not len(tracks) or not len(dets):
             return [], tracks
-        iou = box_iou(predicted[tracks], boxes[dets])
+        iou = box_iou(_widen(predicted[tracks], self.config.buffer), _widen(boxes[dets], self.config.buffer))
         iou[self.labels[tracks][:, None] != labels[dets][None, :]] = 0.0
         rows, cols = linear_sum_assignment(1.0 - iou)
         good = iou[rows, cols] >= min_iou
@@ -247,6 +251,12 @@ def _state_from_boxes(boxes: np.ndarray) -> np.ndarray:
     """(N,4) x1 y1 x2 y2 -> (N,4) centre x, centre y, width, height."""
     return np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2, boxes[:, 2] - boxes[:, 0],
                      boxes[:, 3] - boxes[:, 1]], axis=1)  # fmt: skip
+
+
+def _widen(boxes: np.ndarray, fraction: float) -> np.ndarray:
+    """(N,4) boxes widened by ``fraction`` of their width and height on each side."""
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    return boxes + fraction * np.stack([-w, -h, w, h], axis=1)
 
 
 def _boxes_from_state(mean: np.ndarray) -> np.ndarray:
