@@ -68,3 +68,26 @@ def grid(images: list[np.ndarray], columns: int) -> np.ndarray:
         r, c = divmod(i, columns)
         canvas[r * h : (r + 1) * h, c * w : (c + 1) * w] = image
     return canvas
+
+
+TRACK_COLOR = (255, 255, 255)  # track ids and velocity arrows: white, apart from every class colour
+
+
+def draw_tracks(image: np.ndarray, tracks: list, camera, horizon_s: float = 1.0, color: tuple[int, int, int] = TRACK_COLOR,
+                size: float = 0.7) -> np.ndarray:  # fmt: skip
+    """Each track (:class:`~drivestack.perception.tracking.tracker.Track`) as its id and speed (and TTC when
+    finite) over its box, and an arrow on the ground from where it stands to where it will be in ``horizon_s``
+    seconds at its velocity, projected through ``camera`` (a ``CameraConfig``)."""
+    from drivestack.perception.tracking.ground import ground_to_pixels
+
+    out = image.copy()
+    for track in tracks:
+        x1, y1 = int(round(track.box[0])), int(round(track.box[1]))
+        text = f"#{track.id} {float(np.hypot(*track.velocity)):.1f}m/s" + (f" {track.ttc:.1f}s" if np.isfinite(track.ttc) else "")
+        cv2.putText(out, text, (max(x1, 0), max(y1 - 2, 8)), cv2.FONT_HERSHEY_PLAIN, size, color, 1, cv2.LINE_AA)
+        ends = np.stack([track.position, track.position + horizon_s * np.asarray(track.velocity)])
+        uv, depth = ground_to_pixels(ends, camera)
+        if (depth > 0.5).all():
+            (u0, v0), (u1, v1) = uv.round().astype(int)
+            cv2.arrowedLine(out, (u0, v0), (u1, v1), color, 1, cv2.LINE_AA, tipLength=0.3)
+    return out

@@ -1,28 +1,15 @@
-"""Creeping after a long stop (planning/agents/creep.py): the ground geometry, the perception gates, the timing, and
-the agent driving off only with creep on."""
+"""Creeping after a long stop (planning/agents/creep.py): the perception gates, the timing, and the
+agent driving off only with creep on (the ground geometry: tests/test_tracking.py)."""
 
 import numpy as np
 import pytest
 from drivestack.perception.classes import ClassMap
-from drivestack.planning.agents.creep import CreepConfig, CreepGates, CreepMonitor, ground_points
+from drivestack.planning.agents.creep import CreepConfig, CreepGates, CreepMonitor
 from drivestack.sim.camera import Pose, intrinsics, project
 from drivestack.sim.settings import CameraConfig, SimConfig
 
 STRIDE = 4
 VEHICLE, PEDESTRIAN, RED, YELLOW, GREEN = range(5)  # the default detection classes
-
-
-@pytest.mark.parametrize("camera", [CameraConfig(), CameraConfig(z=2.0, y=0.3, pitch=-8.0)])
-def test_ground_points_invert_the_projection_of_ground_points(camera):
-    points = np.array([[5.0, 0.0, 0.0], [10.0, 1.5, 0.0], [20.0, -3.0, 0.0]])
-    mount = Pose(camera.x, camera.y, camera.z, camera.roll, camera.pitch, camera.yaw).matrix()
-    pixels, _ = project(points, mount, intrinsics(camera.width, camera.height, camera.fov))
-    np.testing.assert_allclose(ground_points(pixels, camera), points[:, :2], atol=1e-6)
-
-
-def test_pixels_above_the_horizon_meet_no_ground():
-    camera = CameraConfig()
-    assert np.isnan(ground_points(np.array([[160.0, 10.0]]), camera)).all()
 
 
 def outputs_with(detections: list[tuple], camera: CameraConfig = CameraConfig()):

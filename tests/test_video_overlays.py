@@ -95,3 +95,24 @@ def test_the_embedded_town_map_takes_marks(embedded):
     trail = embedded.route.points[:20]
     image = embedded.top_down_map(trail, [("collision vehicle", *trail[-1])], size=300)
     assert image.shape[2] == 3 and max(image.shape[:2]) == 300
+
+
+def test_tracks_show_their_id_and_a_velocity_arrow_on_the_ground():
+    from drivestack.perception.tracking.ground import ground_to_pixels
+    from drivestack.perception.tracking.tracker import Track
+    from drivestack.perception.visualize import draw_tracks
+    from drivestack.sim.settings import CameraConfig
+
+    camera = CameraConfig(width=W, height=H, fov=FOV, z=CAMERA_Z)
+    track = Track(id=42, label=0, box=np.array([60.0, 30.0, 100.0, 60.0]), score=0.9, position=np.array([11.3, 0.0]),
+                  velocity=np.array([0.0, 3.0]))  # fmt: skip
+    image = draw_tracks(np.zeros((H, W, 3), np.uint8), [track], camera, horizon_s=1.0)
+    (start, end), _ = ground_to_pixels(np.array([[11.3, 0.0], [11.3, 3.0]]), camera)  # where it stands, where it will be in 1 s
+    drawn = image.min(axis=-1) > 100  # white (TRACK_COLOR), or nearly where anti-aliased
+    for u, v in (start, end):
+        assert drawn[int(round(v)) - 1 : int(round(v)) + 2, int(round(u)) - 1 : int(round(u)) + 2].any()
+    row = int(round(start[1]))
+    assert drawn[row, int(start[0]) : int(end[0])].mean() > 0.8  # the shaft runs between them, to the right
+    assert drawn[:30, 60:].any() and not drawn[:30, :55].any()  # the id label sits over the box
+    plain = draw_tracks(np.zeros((H, W, 3), np.uint8), [], camera)
+    assert not plain.any()

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from drivestack.perception.classes import ClassMap
 from drivestack.perception.postprocess import Decoding, decode_detections
-from drivestack.sim.camera import UE_TO_CV, Pose, intrinsics
+from drivestack.perception.tracking.ground import contact_pixels, ground_points
 from drivestack.sim.conventions import ActorKind, TrafficLightState
 from drivestack.sim.settings import CameraConfig
 
@@ -60,19 +60,6 @@ class CreepConfig:
         for name in ("stuck_s", "duration_s", "speed", "corridor_length", "corridor_half_width"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"creep.{name} must be > 0, got {getattr(self, name)}")
-
-
-def ground_points(pixels: np.ndarray, camera: CameraConfig) -> np.ndarray:
-    """(N,2) pixel coordinates -> (N,2) points (x forward, y right) in the vehicle frame where their rays meet
-    flat ground (z = 0); NaN for pixels at or above the horizon."""
-    pixels = np.asarray(pixels, np.float64).reshape(-1, 2)
-    homogeneous = np.concatenate([pixels, np.ones((len(pixels), 1))], axis=1)
-    rays_cv = homogeneous @ np.linalg.inv(intrinsics(camera.width, camera.height, camera.fov)).T
-    mount = Pose(camera.x, camera.y, camera.z, camera.roll, camera.pitch, camera.yaw).matrix()
-    rays = rays_cv @ UE_TO_CV @ mount[:3, :3].T  # camera (UE axes) -> vehicle frame
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.where(rays[:, 2] < -1e-9, -camera.z / rays[:, 2], np.nan)
-    return np.stack([camera.x + t * rays[:, 0], camera.y + t * rays[:, 1]], axis=1)
 
 
 @dataclass
@@ -108,7 +95,7 @@ class CreepGates:
         go = s[central & np.isin(label, self.go_classes)].max(initial=0.0)
         stop_light = bool(stop >= c.light_score and stop >= go)
         obstacle = b[(s >= c.obstacle_score) & np.isin(label, self.obstacle_classes)]
-        contact = ground_points(np.stack([(obstacle[:, 0] + obstacle[:, 2]) / 2, obstacle[:, 3]], axis=1), self.camera)
+        contact = ground_points(contact_pixels(obstacle), self.camera)
         ahead = contact[:, 0] - self.camera.x
         in_corridor = (ahead >= 0) & (ahead <= c.corridor_length) & (np.abs(contact[:, 1]) <= c.corridor_half_width)
         return CreepCheck(stop_light=stop_light, obstacle=bool(in_corridor.any()))

@@ -17,6 +17,10 @@ import torch
 from drivestack.common.errors import InputError
 from drivestack.perception.classes import classes_from_meta
 from drivestack.perception.postprocess import postprocess
+from drivestack.perception.tracking.detections import tracked_detections
+from drivestack.perception.tracking.tracker import Track, Tracker, TrackerConfig, ego_motion
+from drivestack.perception.tracking.ttc import time_to_collision
+from drivestack.perception.visualize import draw_tracks
 from drivestack.planning.agents.creep import CreepConfig, CreepMonitor
 from drivestack.planning.control import ControllerConfig, WaypointController
 from drivestack.planning.policy.driving_model import INPUTS
@@ -99,15 +103,19 @@ def brake_probability(out: dict[str, np.ndarray]) -> float:
 class PolicyAgent(Agent):
     """The learned agent. It drives off slowly after a long stop when perception sees no red light and no
     obstacle ahead (``creep``, :mod:`drivestack.planning.agents.creep`; default on, as ``drivestack drive``
-    does; ``CreepConfig(enabled=False)`` turns it off)."""
+    does; ``CreepConfig(enabled=False)`` turns it off). After choosing its control it tracks the vehicles and
+    pedestrians its network detects (``tracks``: ids, ground velocities, time to collision along its path;
+    :mod:`drivestack.perception.tracking`) for the drive video; the tracks do not change the control. The
+    tracker's ego-motion compensation reads the speed and the compass (the pose's yaw)."""
 
     def __init__(self, driver: TorchDriver | OnnxDriver, camera: str = "front", controller: ControllerConfig | None = None,
-                 brake_threshold: float = 0.5, creep: CreepConfig | None = None):  # fmt: skip
+                 brake_threshold: float = 0.5, creep: CreepConfig | None = None, tracker: TrackerConfig | None = None):  # fmt: skip
         super().__init__()
         self.driver, self.camera = driver, camera
         self.controller_config = controller or ControllerConfig()
         self.brake_threshold = brake_threshold
         self.creep_config = CreepConfig() if creep is None else creep
+        self.tracker_config = tracker or TrackerConfig()
         self.classes = classes_from_meta(driver.meta, driver.source)
 
     def sensors(self) -> list[str]:
@@ -116,10 +124,13 @@ class PolicyAgent(Agent):
     def setup(self, sim_config: SimConfig) -> None:
         check_camera(self.driver.meta, sim_config, self.camera, self.driver.source)
         self.controller = WaypointController(self.controller_config, sim_config.dt)
+        self.camera_config = next(c for c in sim_config.cameras if c.name == self.camera)
         self.creep = None
         if self.creep_config.enabled:
-            camera = next(c for c in sim_config.cameras if c.name == self.camera)
-            self.creep = CreepMonitor(self.creep_config, camera, self.classes, sim_config.dt)
+            self.creep = CreepMonitor(self.creep_config, self.camera_config, self.classes, sim_config.dt)
+        self.tracker = Tracker(self.tracker_config, self.camera_config, sim_config.dt)
+        self.tracks: list[Track] = []
+        self._yaw: float | None = None
         self.last: tuple[np.ndarray, dict[str, np.ndarray]] | None = None
 
     def run_step(self, obs: Observation) -> VehicleControl:
@@ -136,18 +147,33 @@ class PolicyAgent(Agent):
             target = min(max(target, self.creep.config.speed), obs.speed_limit)
         control = self.controller.control(path, target, obs.ego.speed)
         t2 = time.perf_counter()
+        self.tracks = self._track(obs, out, path)
+        t3 = time.perf_counter()
         self.debug = AgentDebug(waypoints=path, target_speed=target, brake_probability=brake, creeping=creeping,
-                                timings_ms={"model": 1e3 * (t1 - t0), "control": 1e3 * (t2 - t1)})  # fmt: skip
+                                timings_ms={"model": 1e3 * (t1 - t0), "control": 1e3 * (t2 - t1), "track": 1e3 * (t3 - t2)})  # fmt: skip
         return control
+
+    def _track(self, obs: Observation, out: dict[str, np.ndarray], path: np.ndarray) -> list[Track]:
+        """This frame's tracks, each with its time to collision along the planned ``path``."""
+        yaw = obs.ego.pose.yaw
+        motion = (0.0, 0.0, 0.0) if self._yaw is None else ego_motion(obs.ego.speed, self.tracker.dt, self._yaw, yaw)
+        self._yaw = yaw
+        detections = tracked_detections(out, self.classes, self.camera_config.width, self.tracker_config.low_score)
+        tracks = self.tracker.update(*detections, motion=motion)
+        ttc = time_to_collision(np.array([t.position for t in tracks]), np.array([t.velocity for t in tracks]), path, obs.ego.speed)
+        for track, seconds in zip(tracks, ttc):
+            track.ttc = float(seconds)
+        return tracks
 
     def perceived(self) -> np.ndarray | None:
         """The last frame with the network's segmentation overlaid and its detections boxed, each in the drive
-        video's colour of its kind (:func:`drivestack.sim.visualize.box_color`), so one legend serves both."""
+        video's colour of its kind (:func:`drivestack.sim.visualize.box_color`), so one legend serves both, and
+        its tracks' ids, speeds and velocity arrows (:func:`drivestack.perception.visualize.draw_tracks`)."""
         if self.last is None:
             return None
         frame, out = self.last
         classes = replace(self.classes, det=[replace(c, color=box_color(c.kind, c.light_state)) for c in self.classes.det])
-        return postprocess(out)[0].plot(frame, classes)
+        return draw_tracks(postprocess(out)[0].plot(frame, classes), self.tracks, self.camera_config)
 
 
 def make_driver(engine: str, model: str, onnx_model: str, engine_config=None, perception: str = "") -> TorchDriver | OnnxDriver:

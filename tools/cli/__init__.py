@@ -43,6 +43,7 @@ VERBS = {
     "drive": ("drive", "drive an agent over a route suite: leaderboard metrics, videos, traces"),
     "bench-sim": ("bench_sim", "embedded simulator steps per second, with and without rendering"),
     "show": ("show", "an expert drive: MP4 with overlays, contact sheet, town map"),
+    "track": ("track", "track detected vehicles and pedestrians; HOTA, MOTA, IDF1, range and speed errors against the truth"),
 }
 
 
