@@ -342,12 +342,13 @@ class _Target:
             depth=np.empty((h, w), np.float32),
         )
 
-    def in_view(self, world_to_camera: np.ndarray, boxes: BoxInstances) -> np.ndarray:
+    def in_view(self, camera_to_world: np.ndarray, boxes: BoxInstances) -> np.ndarray:
         """Indices of the boxes whose bounding sphere reaches into this camera's view volume; the others cannot
         cover a pixel, so leaving them out of the draw changes no output."""
-        centers = boxes.center.astype(np.float64) @ world_to_camera[:3, :3].T + world_to_camera[:3, 3]
+        normals = self.planes[:, :3] @ camera_to_world[:3, :3].T  # the planes in the world frame
+        offsets = self.planes[:, 3] - normals @ camera_to_world[:3, 3]
         reach = np.sqrt(np.einsum("ij,ij->i", boxes.half, boxes.half, dtype=np.float64)) + CULL_MARGIN_M
-        signed = centers @ self.planes[:, :3].T + self.planes[:, 3]
+        signed = boxes.center @ normals.T + offsets
         return np.flatnonzero((signed >= -reach[:, None]).all(axis=1))
 
     def clear_depth(self) -> None:
@@ -527,10 +528,9 @@ class Renderer:
         views = []
         for target, pose in zip(self.targets, camera_to_world):
             pose = np.asarray(pose, np.float64)
-            world_to_camera = np.linalg.inv(pose)
-            rows = target.in_view(world_to_camera, boxes)
+            rows = target.in_view(pose, boxes)
             self._upload(boxes, rows)
-            mvp = _gl_matrix(target.clip_from_camera @ world_to_camera)
+            mvp = _gl_matrix(target.clip_from_camera @ np.linalg.inv(pose))
             for prog in (self.box_prog, self.map_prog, self.outside_prog):
                 prog["mvp"].write(mvp)
             self.sky["pixel_to_world"].write(_gl_matrix(pose[:3, :3] @ target.camera_from_pixel))
