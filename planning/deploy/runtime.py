@@ -5,8 +5,9 @@
   a faster one was skipped. TensorRT gets engine and timing caches.
 - On a GPU, inputs and outputs are bound with IO binding to buffers allocated once, so a frame
   allocates nothing; on the CPU, thread counts come from the config, and the threads do not spin-wait between
-  runs unless asked (spinning threads hold the cores the simulator needs between frames: on 2 cores the closed
-  loop ran about twice as fast without them, ``drivestack bench-sim agent=policy``).
+  runs unless asked (spinning threads hold the cores the simulator needs between frames: on 2 cores shared with
+  other jobs the closed loop ran twice as fast without them, on idle cores as fast; ``drivestack bench-sim
+  agent=policy``).
 - The model file must describe itself (metadata written by ``drivestack export``) and match what the
   caller expects (kind, image size); inputs are checked for shape and dtype with errors that say what is wrong.
 """
