@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
 import math
+from functools import cached_property
 
 import numpy as np
 
@@ -19,23 +21,21 @@ class Polyline:
         self.seg_len = np.hypot(seg[:, 0], seg[:, 1])
         self.cum = np.concatenate([[0.0], np.cumsum(self.seg_len)])
         self.headings = np.arctan2(seg[:, 1], seg[:, 0])
+        self.length = float(self.cum[-1])
 
-    @property
-    def length(self) -> float:
-        return float(self.cum[-1])
-
-    def _index(self, s: float) -> tuple[int, float]:
-        s = min(max(s, 0.0), self.length)
-        i = int(np.searchsorted(self.cum, s, side="right")) - 1
-        i = min(max(i, 0), len(self.seg_len) - 1)
-        t = (s - self.cum[i]) / self.seg_len[i] if self.seg_len[i] > 0 else 0.0
-        return i, t
+    @cached_property
+    def _lists(self) -> tuple[list[float], list[float], list[float], list[float], list[float]]:
+        """x, y, cum, seg_len and headings as Python lists (the same values): ``at`` runs per actor and step,
+        where scalar numpy indexing would be most of its cost."""
+        return self.points[:, 0].tolist(), self.points[:, 1].tolist(), self.cum.tolist(), self.seg_len.tolist(), self.headings.tolist()
 
     def at(self, s: float) -> tuple[float, float, float]:
         """(x, y, heading in radians) at arc length ``s`` (clamped to the ends)."""
-        i, t = self._index(s)
-        p = self.points[i] + t * (self.points[i + 1] - self.points[i])
-        return float(p[0]), float(p[1]), float(self.headings[i])
+        x, y, cum, seg_len, headings = self._lists
+        s = min(max(s, 0.0), self.length)
+        i = min(max(bisect.bisect_right(cum, s) - 1, 0), len(seg_len) - 1)
+        t = (s - cum[i]) / seg_len[i] if seg_len[i] > 0 else 0.0
+        return float(x[i] + t * (x[i + 1] - x[i])), float(y[i] + t * (y[i + 1] - y[i])), headings[i]
 
     def sample(self, s0: float, s1: float, step: float) -> np.ndarray:
         """Points every ``step`` metres from ``s0`` to ``s1`` (both clamped), as (N, 2)."""

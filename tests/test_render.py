@@ -271,3 +271,22 @@ def test_several_cameras_and_new_ground():
     assert (after.semantic != before).any()
     assert ((after.semantic == Tag.SKY) == (before == Tag.SKY)).all()
     r.close()
+
+
+def test_culling_leaves_out_only_boxes_that_cannot_be_seen(renderer):
+    """Boxes behind the camera, beside its view or beyond the far plane are left out of the draw; one whose centre
+    is outside the view but whose body reaches into it is drawn, and the images equal those drawn without
+    the others."""
+    pose = Pose(x=0.0, y=0.0, z=1.7, yaw=0.0).matrix()
+    seen = dict(center=(15.0, 0.0, 1.0), half=(2.0, 1.0, 1.0), instance=1)
+    edge = dict(center=(10.0, 13.0, 1.0), half=(4.0, 4.0, 1.0), instance=2)  # centre right of the 90-degree view, near side in it
+    hidden = [dict(center=(-10.0, 0.0, 1.0), half=(2.0, 1.0, 1.0), instance=3),  # behind
+              dict(center=(5.0, 30.0, 1.0), half=(2.0, 1.0, 1.0), instance=4),  # beside
+              dict(center=(2000.0, 0.0, 1.0), half=(2.0, 1.0, 1.0), instance=5)]  # beyond the far plane
+    scene = boxes([seen, *hidden, edge])
+    assert renderer.targets[0].in_view(pose, scene).tolist() == [0, 4]
+    with_all = render_one(renderer, pose, scene)
+    only_visible = render_one(renderer, pose, boxes([seen, edge]))
+    assert set(np.unique(with_all[2])) == {0, 1, 2}
+    for a, b in zip(with_all, only_visible):
+        assert np.array_equal(a, b)

@@ -4,7 +4,10 @@
   torch can see (onnxruntime-gpu lists them even on machines without one); the log says which runs and why
   a faster one was skipped. TensorRT gets engine and timing caches.
 - On a GPU, inputs and outputs are bound with IO binding to buffers allocated once, so a frame
-  allocates nothing; on the CPU, thread counts come from the config.
+  allocates nothing; on the CPU, thread counts come from the config, and the threads do not spin-wait between
+  runs unless asked (spinning threads hold the cores the simulator needs between frames: on 2 cores shared with
+  other jobs the closed loop ran twice as fast without them, on idle cores as fast; ``drivestack bench-sim
+  agent=policy``).
 - The model file must describe itself (metadata written by ``drivestack export``) and match what the
   caller expects (kind, image size); inputs are checked for shape and dtype with errors that say what is wrong.
 """
@@ -33,6 +36,7 @@ class EngineConfig:
     providers: list[str] = field(default_factory=list)  # (list[str]) order to try; empty = TensorRT, CUDA, CPU
     intra_op_threads: int = 0  # (int) CPU threads inside an operator; 0 = ONNX Runtime's default
     inter_op_threads: int = 1  # (int) CPU threads across operators
+    spinning: bool = False  # (bool) CPU threads spin-wait for work between runs (ONNX Runtime's default); false leaves the cores to the simulator between frames
     warmup: int = 5  # (int) runs before the loop starts
     cache_dir: str = "runs/trt_cache"  # (str) TensorRT engine and timing caches
     io_binding: bool = True  # (bool) on a GPU, bind pre-allocated device buffers
@@ -89,6 +93,7 @@ class OnnxEngine:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = self.config.intra_op_threads
         options.inter_op_num_threads = self.config.inter_op_threads
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.config.spinning else "0")
         options.log_severity_level = 3
         provider_options = [self._provider_options(p) for p in providers]
         try:

@@ -4,6 +4,7 @@ the :class:`~sim.interface.Simulator` interface. Needs no server and no GPU; det
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import replace
 from functools import lru_cache
 from typing import Sequence
@@ -60,6 +61,7 @@ class EmbeddedSimulator(Simulator):
         self._renderer: Renderer | None = None
         self._scene: TownScene | None = None
         self.town: Town | None = None
+        self.timings_ms = {"step": 0.0, "render": 0.0}  # the last step's: rendering the cameras (with their boxes), the rest
 
     # -- episode ----------------------------------------------------------------------------------
     def reset(self, seed: int, route: RouteSpec | None = None) -> Observation:
@@ -98,12 +100,16 @@ class EmbeddedSimulator(Simulator):
     def step(self, control: VehicleControl, render: bool = True) -> Observation:
         if self.town is None:
             raise RuntimeError("call reset() before step()")
+        start = time.perf_counter()
+        self.timings_ms["render"] = 0.0
         self.ego = step_bicycle(self.ego, control, self.dt, self.params)
         self._move_traffic()
         self.frame += 1
         self.time += self.dt
         events = self.monitor.update(self.ego, self.traffic, self.time, self.dt)
-        return self._observe(render=render, events=events)
+        obs = self._observe(render=render, events=events)
+        self.timings_ms["step"] = 1000 * (time.perf_counter() - start) - self.timings_ms["render"]
+        return obs
 
     def _move_traffic(self) -> None:
         """One step of the NPC vehicles (yielding to the ego and to walkers) and of the walkers."""
@@ -159,10 +165,7 @@ class EmbeddedSimulator(Simulator):
         ego = self.ego
         pose = Pose(ego.x, ego.y, 0.0, 0.0, 0.0, math.degrees(ego.yaw))
         idx = self.monitor.progress_index
-        ahead = self.route.points[idx:]
-        if len(ahead) < 2:
-            ahead = self.route.points[-2:]
-        local = to_local(resample(ahead, 1.0), ego.x, ego.y, ego.yaw)[:ROUTE_POINTS]
+        local = to_local(self._route_ahead(idx), ego.x, ego.y, ego.yaw)
         if len(local) < ROUTE_POINTS:
             local = np.vstack([local, np.repeat(local[-1:], ROUTE_POINTS - len(local), axis=0)])
         command = RoadOption(int(self.route.commands[min(idx + 1, len(self.route.commands) - 1)]))
@@ -181,6 +184,18 @@ class EmbeddedSimulator(Simulator):
             actors=self._actors(),
             speed_limit=self.config.speed_limit,
         )
+
+    def _route_ahead(self, idx: int) -> np.ndarray:
+        """The first ROUTE_POINTS points 1 m apart along the route from point ``idx`` (world frame). A prefix of
+        the route gives the same points as all of it once it yields more than that many, so only a prefix is
+        resampled (points are about 1 m apart; a shorter prefix falls back to the whole rest)."""
+        ahead = self.route.points[idx:]
+        if len(ahead) < 2:
+            ahead = self.route.points[-2:]
+        points = resample(ahead[: 2 * ROUTE_POINTS], 1.0)
+        if len(points) <= ROUTE_POINTS + 1 and len(ahead) > 2 * ROUTE_POINTS:
+            points = resample(ahead, 1.0)
+        return points[:ROUTE_POINTS]
 
     def _light_ahead(self, idx: int) -> TrafficLightInfo:
         for stop_idx, light_index in self.route.stops:
@@ -229,6 +244,7 @@ class EmbeddedSimulator(Simulator):
         return {light.actor_id: state for light, state, seen in zip(self.town.lights, states, facing) if seen}
 
     def _render(self, pose: Pose, states: list[TrafficLightState]) -> dict[str, CameraFrame]:
+        start = time.perf_counter()
         scene = self._scene
         static = scene.boxes
         static.color[scene.lamp_rows.reshape(-1)] = scene.lamp_colors(states).reshape(-1, 3)
@@ -243,4 +259,5 @@ class EmbeddedSimulator(Simulator):
             boxes2d = visible_boxes(instance, boxes, m, K, self.config.min_box_pixels, self._facing_states(m, states))
             frames[cam.name] = CameraFrame(name=cam.name, rgb=view.rgb.copy(), semantic=view.semantic.copy(),
                                            depth=view.depth.copy(), instance=instance, K=K, camera_to_world=m, boxes=boxes2d)
+        self.timings_ms["render"] = 1000 * (time.perf_counter() - start)
         return frames

@@ -302,6 +302,18 @@ def projection_from_intrinsics(K: np.ndarray, width: int, height: int, near: flo
     )
 
 
+CULL_MARGIN_M = 0.1  # a box is left out of a camera's draw only when its bounding sphere is this far outside the view
+
+
+def _frustum_planes(K: np.ndarray, width: int, height: int, near: float, far: float) -> np.ndarray:
+    """(6, 4) planes (unit normal, offset) of the view volume in Unreal camera axes (x forward, y right, z up):
+    a point p is inside when normal . p + offset >= 0 for every plane (image borders, near and far)."""
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    normals = np.array([(cx, fx, 0.0), (width - cx, -fx, 0.0), (cy, 0.0, -fy), (height - cy, 0.0, fy), (1.0, 0.0, 0.0), (-1.0, 0.0, 0.0)])
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    return np.column_stack([normals, [0.0, 0.0, 0.0, 0.0, -near, far]])
+
+
 class _Target:
     """Framebuffer and read-back buffers of one camera."""
 
@@ -313,6 +325,7 @@ class _Target:
         ue_to_cv[:3, :3] = UE_TO_CV
         self.clip_from_camera = projection_from_intrinsics(K, w, h, near, far) @ ue_to_cv  # camera: Unreal axes
         self.camera_from_pixel = UE_TO_CV.T @ np.linalg.inv(K)  # (u, v, 1) -> ray, Unreal camera axes
+        self.planes = _frustum_planes(K, w, h, near, far)
         self.attachments = [
             ctx.renderbuffer(self.size, 4, dtype="f1"),
             ctx.renderbuffer(self.size, 1, dtype="u1"),
@@ -328,6 +341,15 @@ class _Target:
             instance=np.empty((h, w), np.uint16),
             depth=np.empty((h, w), np.float32),
         )
+
+    def in_view(self, camera_to_world: np.ndarray, boxes: BoxInstances) -> np.ndarray:
+        """Indices of the boxes whose bounding sphere reaches into this camera's view volume; the others cannot
+        cover a pixel, so leaving them out of the draw changes no output."""
+        normals = self.planes[:, :3] @ camera_to_world[:3, :3].T  # the planes in the world frame
+        offsets = self.planes[:, 3] - normals @ camera_to_world[:3, 3]
+        reach = np.sqrt(np.einsum("ij,ij->i", boxes.half, boxes.half, dtype=np.float64)) + CULL_MARGIN_M
+        signed = boxes.center @ normals.T + offsets
+        return np.flatnonzero((signed >= -reach[:, None]).all(axis=1))
 
     def clear_depth(self) -> None:
         """Reset depth to the far plane; colour attachments are left alone (a float clear is undefined
@@ -367,7 +389,8 @@ def _gl_matrix(m: np.ndarray) -> bytes:
 class Renderer:
     """Renders RGB, semantic, instance and depth images of boxes on a textured ground for several cameras.
 
-    Per camera: depth cleared, boxes (one instanced draw), the ground map quad and the "outside" ring
+    Per camera: depth cleared, the boxes that reach into its view (one instanced draw; the rest are culled on
+    the CPU, which llvmpipe would otherwise transform and clip), the ground map quad and the "outside" ring
     around it, then the sky; drawing the nearest things first lets the depth test skip hidden shading.
     """
 
@@ -456,20 +479,21 @@ class Renderer:
         self.map_prog["map_size"] = (w, h)
         self.outside_prog["tag"] = int(ground.outside_tag)
 
-    def _upload(self, boxes: BoxInstances) -> None:
-        n = len(boxes)
+    def _upload(self, boxes: BoxInstances, rows: np.ndarray) -> None:
+        """Write the boxes ``rows`` (indices, in drawing order) into the per-instance buffers."""
+        n = len(rows)
         if n > self.capacity:
             self._grow(max(n, 2 * self.capacity))
-        yaw = np.radians(boxes.yaw, dtype=np.float32)
+        yaw = np.radians(boxes.yaw[rows], dtype=np.float32)
         f = self.floats[:n]
-        f[:, 0:3] = boxes.center
-        f[:, 3:6] = boxes.half
+        f[:, 0:3] = boxes.center[rows]
+        f[:, 3:6] = boxes.half[rows]
         np.cos(yaw, out=f[:, 6])
         np.sin(yaw, out=f[:, 7])
-        np.multiply(boxes.color, np.float32(1.0 / 255.0), out=f[:, 8:11])
-        f[:, 11] = boxes.emissive
+        np.multiply(boxes.color[rows], np.float32(1.0 / 255.0), out=f[:, 8:11])
+        f[:, 11] = boxes.emissive[rows]
         ids = self.ids[:n]
-        ids[:] = boxes.instance.astype(np.uint32) << 16 | boxes.pattern.astype(np.uint32) << 8 | boxes.tag
+        ids[:] = boxes.instance[rows].astype(np.uint32) << 16 | boxes.pattern[rows].astype(np.uint32) << 8 | boxes.tag[rows]
         self.inst_f.orphan()
         self.inst_f.write(f)
         self.inst_u.orphan()
@@ -498,13 +522,14 @@ class Renderer:
             return self._render(camera_to_world, boxes, lighting)
 
     def _render(self, camera_to_world: list[np.ndarray], boxes: BoxInstances, lighting: Lighting) -> list[RenderedView]:
-        self._upload(boxes)
         self._set_lighting(lighting)
         self.ground_rgb.use(0)
         self.ground_tags.use(1)
         views = []
         for target, pose in zip(self.targets, camera_to_world):
             pose = np.asarray(pose, np.float64)
+            rows = target.in_view(pose, boxes)
+            self._upload(boxes, rows)
             mvp = _gl_matrix(target.clip_from_camera @ np.linalg.inv(pose))
             for prog in (self.box_prog, self.map_prog, self.outside_prog):
                 prog["mvp"].write(mvp)
@@ -514,8 +539,8 @@ class Renderer:
             target.clear_depth()
             target.fbo.use()
             self.ctx.depth_func = "<"
-            if len(boxes):
-                self.box_vao.render(moderngl.TRIANGLES, instances=len(boxes))
+            if len(rows):
+                self.box_vao.render(moderngl.TRIANGLES, instances=len(rows))
             self.map_vao.render(moderngl.TRIANGLE_STRIP)
             self.outside_vao.render(moderngl.TRIANGLE_STRIP)
             self.ctx.depth_func = "<="

@@ -107,6 +107,7 @@ class Town:
         self.road_lanes = [lane.id for lane in self.lanes if lane.road is not None]
         self._lane_points = np.concatenate([self.lanes[i].line.points for i in self.road_lanes])
         self._lane_owner = np.concatenate([np.full(len(self.lanes[i].line.points), i) for i in self.road_lanes])
+        self._near_heads = {(l.junction, l.arm): l for l in reversed(self.lights)}  # the first head of each arm
         pts = np.concatenate([j.center[None] for j in self.junctions])
         margin = 45.0
         self.bounds = (pts[:, 0].min() - margin, pts[:, 1].min() - margin, pts[:, 0].max() + margin, pts[:, 1].max() + margin)
@@ -323,8 +324,7 @@ class Town:
         if lane.road is None or not self.junctions[lane.end_junction].lit:
             return None
         jn = self.junctions[lane.end_junction]
-        arm = jn.roads.index(lane.road)
-        return next(l for l in self.lights if l.junction == jn.id and l.arm == arm)
+        return self._near_heads[jn.id, jn.roads.index(lane.road)]
 
     def nearest_lane(self, x: float, y: float, heading: float | None = None) -> Lane:
         """The road lane closest to (x, y), preferring lanes whose direction matches ``heading``."""

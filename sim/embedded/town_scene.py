@@ -268,8 +268,7 @@ class TownScene:
     def lamp_colors(self, states: list[int]) -> np.ndarray:
         """Colours of every lamp row for the given light states (carla.TrafficLightState values)."""
         colors = np.tile(LAMP_OFF, (len(states), 3, 1))
-        for i, st in enumerate(states):
-            lamp = {0: 0, 1: 1, 2: 2}.get(int(st))
-            if lamp is not None:
-                colors[i, lamp] = LAMP_COLORS[lamp]
+        lamp = np.array(states, dtype=np.int64).reshape(-1)
+        lit = np.flatnonzero(lamp < len(LAMP_COLORS))  # red, yellow, green; off and unknown light no lamp
+        colors[lit, lamp[lit]] = LAMP_COLORS[lamp[lit]]
         return colors

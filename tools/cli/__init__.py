@@ -41,7 +41,7 @@ VERBS = {
     "expert": ("expert_eval", "drive the expert on seeded routes in held-out towns (leaderboard metrics)"),
     "compare": ("compare", "two drive result folders route by route: flipped routes, mean difference with its 95 % CI"),
     "drive": ("drive", "drive an agent over a route suite: leaderboard metrics, videos, traces"),
-    "bench-sim": ("bench_sim", "embedded simulator steps per second, with and without rendering"),
+    "bench-sim": ("bench_sim", "embedded simulator steps per second, or the closed loop's FPS (agent=policy)"),
     "show": ("show", "an expert drive: MP4 with overlays, contact sheet, town map"),
     "track": ("track", "track detected vehicles and pedestrians; HOTA, MOTA, IDF1, range and speed errors against the truth"),
 }
