@@ -10,6 +10,7 @@ from drivestack.planning.policy.model import (
     COMMANDS,
     DrivingPolicy,
     PolicyConfig,
+    channel_softmax,
     command_index,
     ground_truth_to_policy_inputs,
     is_recovery,
@@ -23,6 +24,12 @@ from drivestack.sim.conventions import RoadOption
 def test_command_index_covers_every_roadoption():
     values = torch.tensor([int(c) for c in COMMANDS] + [int(RoadOption.VOID)])
     assert command_index(values).tolist() == [0, 1, 2, 3, 4, 5, 3]
+
+
+def test_channel_softmax_is_torch_softmax_over_channels_even_for_huge_logits():
+    logits = torch.randn(2, 10, 8, 16) * 30
+    logits[0, 3, 2, 5] = 1e4  # exp would overflow without the shift by the maximum
+    torch.testing.assert_close(channel_softmax(logits), torch.softmax(logits, dim=1), rtol=1e-6, atol=1e-7)
 
 
 def test_path_points_follow_the_route_at_fixed_arc_lengths():

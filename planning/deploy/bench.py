@@ -1,5 +1,6 @@
 """Closed-loop latency per stage (preprocess, perception, policy, post-processing, control) for PyTorch eager
-and ONNX Runtime variants, on recorded frames; table, JSON and a latency histogram."""
+and ONNX Runtime variants, on recorded frames; table, JSON and a latency histogram. With ``peers``, the fused
+graph beside ultralytics models instead (:mod:`drivestack.planning.deploy.peers`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from drivestack.perception.postprocess import postprocess
 from drivestack.planning.agents.learned import load_driving_model
 from drivestack.planning.control import ControllerConfig, WaypointController
 from drivestack.planning.deploy.export import recorded_inputs
+from drivestack.planning.deploy.latency import histogram, summarize
+from drivestack.planning.deploy.peers import PEERS, bench_peers
 from drivestack.planning.deploy.runtime import EngineConfig, OnnxEngine, _gpu_present
 from drivestack.planning.policy.model import perception_to_policy_inputs
 
@@ -30,7 +33,13 @@ class BenchConfig:
     warmup: int = 20  # (int) untimed frames first
     threads: int = 0  # (int) CPU threads for torch and ONNX Runtime; 0 = their defaults
     precisions: list[str] = field(default_factory=lambda: ["fp32", "int8", "fp16"])  # (list[str]) ORT variants to run when their files exist (fp16 only on a GPU)
-    out: str = "runs/bench"  # (str) folder for bench.json and latency.png
+    peers: list[str] = field(default_factory=list)  # (list[str]) ultralytics models (yolo11n, yolo11n-seg, yolo26n) timed beside the fused graph instead of the loop; needs pip install drivestack[bench]
+    out: str = "runs/bench"  # (str) folder for bench.json and latency.png (peers: peers.json, peers.md, peers.png)
+
+    def __post_init__(self) -> None:
+        unknown = [p for p in self.peers if p not in PEERS]
+        if unknown:
+            raise ValueError(f"peers must be among {list(PEERS)}, got {unknown}")
 
 
 class _Loop:
@@ -108,11 +117,6 @@ def measure(loop: _Loop, frames: list, count: int, warmup: int) -> dict[str, np.
     return {k: np.array([r[k] for r in rows]) for k in rows[0]}
 
 
-def summarize(ms: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
-    return {k: {"p50": float(np.percentile(v, 50)), "p90": float(np.percentile(v, 90)), "p99": float(np.percentile(v, 99))}
-            for k, v in ms.items()}  # fmt: skip
-
-
 def format_table(results: dict[str, dict]) -> str:
     cols = [*STAGES, "loop", "fused_model"]
     lines = [f"{'variant':<28}" + "".join(f"{c:>14}" for c in cols) + f"{'loop fps':>10}",
@@ -123,28 +127,11 @@ def format_table(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def histogram(raw: dict[str, dict[str, np.ndarray]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 4), dpi=100)
-    top = max(np.percentile(ms["loop"], 99.5) for ms in raw.values())
-    bins = np.linspace(0, top * 1.05, 60)
-    for name, ms in raw.items():
-        ax.hist(ms["loop"], bins=bins, alpha=0.55, label=f"{name}: p50 {np.median(ms['loop']):.1f} ms")
-    ax.set_xlabel("closed-loop latency per frame (ms): preprocess + perception + policy + post-processing + control")
-    ax.set_ylabel("frames")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
 def bench(config: BenchConfig) -> int:
     if config.threads:
         torch.set_num_threads(config.threads)
+    if config.peers:
+        return bench_peers(config)
     frames = [(image[0].permute(1, 2, 0).numpy(), float(speed), int(command), target.numpy())
               for image, speed, command, target in recorded_inputs(config.data, config.camera, 32)]  # fmt: skip
     engine = EngineConfig(intra_op_threads=config.threads, warmup=3)
@@ -160,7 +147,8 @@ def bench(config: BenchConfig) -> int:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps({"frames": config.frames, "threads": config.threads, "results": results}, indent=2))
-    histogram(raw, out / "latency.png")
+    histogram({name: ms["loop"] for name, ms in raw.items()}, out / "latency.png",
+              "closed-loop latency per frame (ms): preprocess + perception + policy + post-processing + control")
     print(format_table(results))
     print(f"wrote {out / 'bench.json'} and {out / 'latency.png'}")
     return 0

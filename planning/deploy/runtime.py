@@ -67,6 +67,19 @@ def choose_providers(requested: list[str] | None, available: list[str], gpu: boo
     return chosen, skipped
 
 
+def session_options(config: EngineConfig):
+    """ONNX Runtime session options of the engine: every graph optimisation, the config's thread counts and spinning."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = config.intra_op_threads
+    options.inter_op_num_threads = config.inter_op_threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if config.spinning else "0")
+    options.log_severity_level = 3
+    return options
+
+
 class OnnxEngine:
     """Runs one exported model; ``engine(feeds) -> dict of outputs`` (numpy)."""
 
@@ -89,12 +102,7 @@ class OnnxEngine:
         providers, skipped = choose_providers(self.config.providers, ort.get_available_providers(), _gpu_present())
         for reason in skipped:
             log.info("engine: skipped %s", reason)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = self.config.intra_op_threads
-        options.inter_op_num_threads = self.config.inter_op_threads
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.config.spinning else "0")
-        options.log_severity_level = 3
+        options = session_options(self.config)
         provider_options = [self._provider_options(p) for p in providers]
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=providers, provider_options=provider_options)

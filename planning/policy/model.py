@@ -153,10 +153,18 @@ def build_policy(config: PolicyConfig) -> DrivingPolicy:
     return DrivingPolicy(config)
 
 
+def channel_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """Softmax over dim 1 written as exp / sum: the same values within float rounding, but it exports to
+    element-wise ONNX ops; ONNX Runtime's CPU Softmax on a non-last axis transposes the tensor and took ~4x
+    longer on (1,10,160,320) logits, a third of the fused graph's time."""
+    e = torch.exp(logits - logits.amax(dim=1, keepdim=True))
+    return e / e.sum(dim=1, keepdim=True)
+
+
 def perception_to_policy_inputs(seg_logits: torch.Tensor, heatmap_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Perception outputs (full-resolution seg logits, 1/4 heatmap logits) -> policy inputs at 1/4 resolution."""
     size = heatmap_logits.shape[-2:]
-    seg = F.adaptive_avg_pool2d(torch.softmax(seg_logits, dim=1), size)
+    seg = F.adaptive_avg_pool2d(channel_softmax(seg_logits), size)
     return seg, torch.sigmoid(heatmap_logits)
 
 
