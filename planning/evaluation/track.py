@@ -34,6 +34,7 @@ from drivestack.perception.tracking.ground import ground_to_pixels
 from drivestack.perception.tracking.tracker import Tracker, TrackerConfig, ego_motion
 from drivestack.planning.evaluation.suite import generated_suite
 from drivestack.planning.predict import SHIPPED_MODEL
+from drivestack.sim.camera import intrinsics
 from drivestack.sim.interface import Box2D, RouteSpec
 from drivestack.sim.settings import CameraConfig, SimConfig
 from tqdm import tqdm
@@ -198,7 +199,7 @@ def bench_tracker(config: TrackerConfig, camera: CameraConfig, detections: int =
     position = np.stack([rng.uniform(8, 40, detections), rng.uniform(-8, 8, detections)], axis=1)
     velocity = np.stack([rng.uniform(-3, 3, detections), rng.uniform(-1, 1, detections)], axis=1)
     tracker, times = Tracker(config, camera, dt), []
-    f = camera.width / (2 * math.tan(math.radians(camera.fov) / 2))
+    f = intrinsics(camera.width, camera.height, camera.fov)[0, 0]
     for k in range(frames):
         now = position + velocity * dt * (k % 100)  # back to the start every 100 frames: the objects stay in view
         uv, depth = ground_to_pixels(now, camera)
