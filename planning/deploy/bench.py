@@ -17,7 +17,7 @@ from drivestack.planning.control import ControllerConfig, WaypointController
 from drivestack.planning.deploy.export import recorded_inputs
 from drivestack.planning.deploy.latency import histogram, summarize
 from drivestack.planning.deploy.peers import PEERS, bench_peers
-from drivestack.planning.deploy.runtime import EngineConfig, OnnxEngine, _gpu_present
+from drivestack.planning.deploy.runtime import EngineConfig, OnnxEngine, runnable_precisions
 from drivestack.planning.policy.model import perception_to_policy_inputs
 
 STAGES = ("preprocess", "perception", "policy", "postprocess", "control")
@@ -136,9 +136,7 @@ def bench(config: BenchConfig) -> int:
               for image, speed, command, target in recorded_inputs(config.data, config.camera, 32)]  # fmt: skip
     engine = EngineConfig(intra_op_threads=config.threads, warmup=3)
     loops = [torch_loop(config.checkpoint)]
-    for precision in config.precisions:
-        if precision == "fp16" and not _gpu_present():
-            continue
+    for precision in runnable_precisions(config.precisions):
         loop = ort_loop(Path(config.onnx_dir), precision, engine)
         if loop is not None:
             loops.append(loop)

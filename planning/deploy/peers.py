@@ -24,7 +24,14 @@ import numpy as np
 import torch
 from drivestack.common.errors import InputError
 from drivestack.planning.deploy.latency import histogram, summarize
-from drivestack.planning.deploy.runtime import EngineConfig, OnnxEngine, _gpu_present, choose_providers, session_options
+from drivestack.planning.deploy.runtime import (
+    EngineConfig,
+    OnnxEngine,
+    _gpu_present,
+    choose_providers,
+    runnable_precisions,
+    session_options,
+)
 
 if TYPE_CHECKING:
     from drivestack.planning.deploy.bench import BenchConfig
@@ -98,10 +105,8 @@ def _fused_variants(checkpoint: str, onnx_dir: Path, precisions: list[str], engi
 
     variants = [Variant(FUSED, "pytorch eager", eager, frames)]
     feeds = [dict(zip(INPUTS, (a.numpy() for a in args))) for args in frames]
-    for precision in precisions:
+    for precision in runnable_precisions(precisions):
         path = onnx_dir / f"fused_{precision}.onnx"
-        if precision == "fp16" and not _gpu_present():
-            continue
         if not path.is_file():
             print(f"skipped {FUSED} onnxruntime {precision}: {path} not found (make it with `drivestack export`)")
             continue

@@ -67,6 +67,11 @@ def choose_providers(requested: list[str] | None, available: list[str], gpu: boo
     return chosen, skipped
 
 
+def runnable_precisions(precisions: list[str]) -> list[str]:
+    """``precisions`` whose graphs the benches time here: fp16 only when a GPU is present."""
+    return [p for p in precisions if p != "fp16" or _gpu_present()]
+
+
 def session_options(config: EngineConfig):
     """ONNX Runtime session options of the engine: every graph optimisation, the config's thread counts and spinning."""
     import onnxruntime as ort
