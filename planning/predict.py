@@ -18,6 +18,7 @@ from drivestack.perception.postprocess import Prediction, postprocess
 from drivestack.perception.visualize import draw_policy
 from drivestack.planning.agents.creep import CreepConfig
 from drivestack.planning.agents.learned import OnnxDriver, PolicyAgent, TorchDriver, brake_probability
+from drivestack.planning.agents.safety import SafetyConfig
 from drivestack.planning.deploy.runtime import EngineConfig
 from drivestack.sim.conventions import RoadOption
 
@@ -118,9 +119,9 @@ class Model:
         outputs = self.driver(rgb, float(speed), int(command), np.asarray(target_point, np.float32))
         return Results(rgb, outputs, self.classes)
 
-    def agent(self, camera: str = "front", creep: CreepConfig | None = None) -> PolicyAgent:
-        """The learned agent driving with this model, with the command line's defaults (creeping on)."""
-        return PolicyAgent(self.driver, camera, creep=creep)
+    def agent(self, camera: str = "front", creep: CreepConfig | None = None, safety: SafetyConfig | None = None) -> PolicyAgent:
+        """The learned agent driving with this model, with the command line's defaults (creeping on, emergency brake off)."""
+        return PolicyAgent(self.driver, camera, creep=creep, safety=safety)
 
 
 def load(path: str | Path = SHIPPED_MODEL, engine_config: EngineConfig | None = None, perception: str | Path | None = None) -> Model:

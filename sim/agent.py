@@ -22,6 +22,7 @@ class AgentDebug:
     target_speed: float | None = None
     brake_probability: float | None = None  # learned agents: the policy's brake output, 0..1
     creeping: bool = False  # learned agents: driving off by the creep rule (drivestack.planning.agents.creep), not by the policy
+    emergency_brake: bool = False  # learned agents: braking by the time-to-collision layer (drivestack.planning.agents.safety)
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
@@ -46,6 +47,10 @@ class Agent(ABC):
 
     def destroy(self) -> None:
         """Release what the agent holds."""
+
+    def stats(self) -> dict[str, float | int | None]:
+        """Counts of the route just driven that its record keeps (``RouteResult.agent_stats``); none by default."""
+        return {}
 
     def perceived(self) -> np.ndarray | None:
         """What the agent's network saw in the last step, drawn on its frame (HxWx3 RGB); None without a network."""

@@ -8,6 +8,7 @@ import pytest
 from drivestack.common.config import ConfigError
 from drivestack.planning.agents.creep import CreepConfig
 from drivestack.planning.agents.expert import ExpertAgent
+from drivestack.planning.agents.safety import SafetyConfig
 from drivestack.planning.evaluation.drive import DriveConfig, check_resume, drive, drive_suite, policy_identity
 from drivestack.sim.settings import CameraConfig, SimConfig, TownConfig, TrafficConfig
 
@@ -33,7 +34,7 @@ def test_a_rerun_with_other_simulator_settings_is_refused(tiny_drive, tmp_path):
 def test_a_retrained_model_under_the_same_file_name_is_another_driver(tmp_path):
     model = tmp_path / "fused_fp32.onnx"
     model.write_bytes(b"round 1")
-    identity = lambda: policy_identity("onnx", model, None, "front", CreepConfig())  # noqa: E731
+    identity = lambda: policy_identity("onnx", model, None, "front", CreepConfig(), SafetyConfig())  # noqa: E731
     out = tmp_path / "drive"
     check_resume(out, identity())
     (out / "routes").mkdir()

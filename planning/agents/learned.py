@@ -22,6 +22,7 @@ from drivestack.perception.tracking.tracker import Track, Tracker, TrackerConfig
 from drivestack.perception.tracking.ttc import time_to_collision
 from drivestack.perception.visualize import draw_tracks
 from drivestack.planning.agents.creep import CreepConfig, CreepMonitor
+from drivestack.planning.agents.safety import EmergencyBrake, SafetyConfig
 from drivestack.planning.control import ControllerConfig, WaypointController
 from drivestack.planning.policy.driving_model import INPUTS
 from drivestack.sim.agent import Agent, AgentDebug
@@ -103,19 +104,22 @@ def brake_probability(out: dict[str, np.ndarray]) -> float:
 class PolicyAgent(Agent):
     """The learned agent. It drives off slowly after a long stop when perception sees no red light and no
     obstacle ahead (``creep``, :mod:`drivestack.planning.agents.creep`; default on, as ``drivestack drive``
-    does; ``CreepConfig(enabled=False)`` turns it off). After choosing its control it tracks the vehicles and
-    pedestrians its network detects (``tracks``: ids, ground velocities, time to collision along its path;
-    :mod:`drivestack.perception.tracking`) for the drive video; the tracks do not change the control. The
-    tracker's ego-motion compensation reads the speed and the compass (the pose's yaw)."""
+    does; ``CreepConfig(enabled=False)`` turns it off). Each step it tracks the vehicles and pedestrians its
+    network detects (``tracks``: ids, ground velocities, time to collision along its path;
+    :mod:`drivestack.perception.tracking`), drawn on the drive video; with ``SafetyConfig(enabled=True)`` it
+    brakes fully when one of them is about to collide (:mod:`drivestack.planning.agents.safety`; off by
+    default, counting only). The tracker's ego-motion compensation reads the speed and the compass (the pose's yaw)."""
 
     def __init__(self, driver: TorchDriver | OnnxDriver, camera: str = "front", controller: ControllerConfig | None = None,
-                 brake_threshold: float = 0.5, creep: CreepConfig | None = None, tracker: TrackerConfig | None = None):  # fmt: skip
+                 brake_threshold: float = 0.5, creep: CreepConfig | None = None, tracker: TrackerConfig | None = None,
+                 safety: SafetyConfig | None = None):  # fmt: skip
         super().__init__()
         self.driver, self.camera = driver, camera
         self.controller_config = controller or ControllerConfig()
         self.brake_threshold = brake_threshold
         self.creep_config = CreepConfig() if creep is None else creep
         self.tracker_config = tracker or TrackerConfig()
+        self.safety_config = safety or SafetyConfig()
         self.classes = classes_from_meta(driver.meta, driver.source)
 
     def sensors(self) -> list[str]:
@@ -129,6 +133,7 @@ class PolicyAgent(Agent):
         if self.creep_config.enabled:
             self.creep = CreepMonitor(self.creep_config, self.camera_config, self.classes, sim_config.dt)
         self.tracker = Tracker(self.tracker_config, self.camera_config, sim_config.dt)
+        self.safety = EmergencyBrake(self.safety_config)
         self.tracks: list[Track] = []
         self._yaw: float | None = None
         self.last: tuple[np.ndarray, dict[str, np.ndarray]] | None = None
@@ -148,10 +153,18 @@ class PolicyAgent(Agent):
         control = self.controller.control(path, target, obs.ego.speed)
         t2 = time.perf_counter()
         self.tracks = self._track(obs, out, path)
+        emergency = self.safety.update(self.tracks, obs.ego.speed)
+        if emergency:
+            control = VehicleControl(throttle=0.0, steer=control.steer, brake=1.0)
         t3 = time.perf_counter()
         self.debug = AgentDebug(waypoints=path, target_speed=target, brake_probability=brake, creeping=creeping,
+                                emergency_brake=emergency,
                                 timings_ms={"model": 1e3 * (t1 - t0), "control": 1e3 * (t2 - t1), "track": 1e3 * (t3 - t2)})  # fmt: skip
         return control
+
+    def stats(self) -> dict[str, float | int | None]:
+        """The time-to-collision layer's counts on this route (:meth:`EmergencyBrake.stats`)."""
+        return self.safety.stats()
 
     def _track(self, obs: Observation, out: dict[str, np.ndarray], path: np.ndarray) -> list[Track]:
         """This frame's tracks, each with its time to collision along the planned ``path``."""

@@ -17,6 +17,7 @@ from drivestack.common.resume import changed_settings
 from drivestack.planning.agents.creep import CreepConfig
 from drivestack.planning.agents.expert import ExpertAgent
 from drivestack.planning.agents.learned import PolicyAgent
+from drivestack.planning.agents.safety import SafetyConfig
 from drivestack.planning.deploy.runtime import EngineConfig
 from drivestack.planning.evaluation.metrics import RouteResult, Summary, format_table
 from drivestack.planning.evaluation.suite import RouteSuite, generated_suite, load_suite, route_finished, run_suite
@@ -44,6 +45,7 @@ class DriveConfig:
     videos: bool = False  # (bool) write an MP4 with overlays and a top-down map per route
     traces: bool = False  # (bool) write a per-step CSV and plot per route (out/traces): speed, light ahead, the agent's target speed and brake probability, the expert's label
     creep: CreepConfig = field(default_factory=CreepConfig)  # policy agent: drive off slowly after a long stop when no red light and no obstacle is seen (planning/agents/creep.py)
+    safety: SafetyConfig = field(default_factory=SafetyConfig)  # policy agent: brake fully when a tracked object's time to collision is short (planning/agents/safety.py)
     workers: int = 1  # (int) routes driven at a time, one simulator and one agent each, as Ray tasks; 1 = one after the other in this process
     ray: RayConfig = field(default_factory=RayConfig)  # where the workers run: a local Ray by default, or a cluster
     sim: SimConfig = field(default_factory=SimConfig)
@@ -75,15 +77,16 @@ _LOADED: dict[str, PolicyAgent] = {}
 
 
 def policy_agent(path: str | Path, engine_config: EngineConfig | None, perception: str | Path | None, camera: str,
-                 creep: CreepConfig) -> PolicyAgent:  # fmt: skip
+                 creep: CreepConfig, safety: SafetyConfig) -> PolicyAgent:  # fmt: skip
     """The learned agent of a model file, loaded once per process (a Ray worker drives many routes with it)."""
-    key = repr((str(path), engine_config, str(perception or ""), camera, creep))
+    key = repr((str(path), engine_config, str(perception or ""), camera, creep, safety))
     if key not in _LOADED:
-        _LOADED[key] = load(path, engine_config, perception).agent(camera, creep)
+        _LOADED[key] = load(path, engine_config, perception).agent(camera, creep, safety)
     return _LOADED[key]
 
 
-def _agent(agent: str | Path | Model | Agent | Callable[[], Model], camera: str, creep: CreepConfig | None, remote: bool) -> tuple[Callable[[], Agent], dict]:
+def _agent(agent: str | Path | Model | Agent | Callable[[], Model], camera: str, creep: CreepConfig | None, safety: SafetyConfig | None,
+           remote: bool) -> tuple[Callable[[], Agent], dict]:  # fmt: skip
     """A factory of the agent for each route, and what identifies it in ``driver.json``. ``remote``: the
     factory travels to Ray workers, so a model is sent as its files and loaded there."""
     if isinstance(agent, Agent):
@@ -92,17 +95,19 @@ def _agent(agent: str | Path | Model | Agent | Callable[[], Model], camera: str,
         return ExpertAgent, {"agent": "expert"}
     model = agent if isinstance(agent, Model) else load(agent) if isinstance(agent, (str, Path)) else agent()
     creep = CreepConfig() if creep is None else creep
-    identity = policy_identity(model.engine, model.path, model.perception, camera, creep)
+    safety = SafetyConfig() if safety is None else safety
+    identity = policy_identity(model.engine, model.path, model.perception, camera, creep, safety)
     if remote:
-        return partial(policy_agent, model.path, model.engine_config, model.perception, camera, creep), identity
-    policy = model.agent(camera, creep)  # loaded once, set up again on every route
+        return partial(policy_agent, model.path, model.engine_config, model.perception, camera, creep, safety), identity
+    policy = model.agent(camera, creep, safety)  # loaded once, set up again on every route
     return (lambda: policy), identity
 
 
-def policy_identity(engine: str, model: str | Path, perception: str | Path | None, camera: str, creep: CreepConfig) -> dict:
+def policy_identity(engine: str, model: str | Path, perception: str | Path | None, camera: str, creep: CreepConfig,
+                    safety: SafetyConfig) -> dict:  # fmt: skip
     """The learned agent in ``driver.json``: its model files' contents (not their names) and its settings."""
-    return {"agent": "policy", "engine": engine, "model_sha256": file_digest(model),
-            "perception_sha256": file_digest(perception) if perception else "", "camera": camera, "creep": asdict(creep)}  # fmt: skip
+    return {"agent": "policy", "engine": engine, "model_sha256": file_digest(model), "perception_sha256": file_digest(perception) if perception else "",
+            "camera": camera, "creep": asdict(creep), "safety": asdict(safety)}  # fmt: skip
 
 
 def check_resume(out: Path, identity: dict) -> None:
@@ -143,12 +148,13 @@ def drive(
     creep: CreepConfig | None = None,
     workers: int = 1,
     ray: RayConfig | None = None,
+    safety: SafetyConfig | None = None,
 ) -> SuiteResults:
     """Drive ``agent`` over ``suite`` (a file, or a :class:`RouteSuite`) and score every route.
 
     ``agent``: ``"expert"``, a :class:`Model` (``drivestack.load()``) or a model file driven by the learned
-    agent (``camera``, ``creep``: its settings; creeping is on by default, as on the command line), or any
-    :class:`Agent`. ``routes``: only these route names. Each route's record is written to ``out/routes`` as
+    agent (``camera``, ``creep``, ``safety``: its settings; creeping is on and the emergency brake off by
+    default, as on the command line), or any :class:`Agent`. ``routes``: only these route names. Each route's record is written to ``out/routes`` as
     it ends; calling again resumes, and a folder driven with another agent or simulator config is refused.
     ``workers`` > 1 drives that many routes at a time as Ray tasks (a local Ray, or the cluster ``ray`` names).
     ``agent`` may also be a function returning a :class:`Model`: it is called once the suite, the routes and
@@ -160,7 +166,7 @@ def drive(
         suite_id, suite = str(suite), load_suite(suite)
     check_routes(suite, suite_id, routes or [], sim)  # before a model is loaded
     out = ensure_writable(out)
-    make_agent, identity = _agent(agent, camera, creep, remote=workers > 1 or bool(ray.cluster()))
+    make_agent, identity = _agent(agent, camera, creep, safety, remote=workers > 1 or bool(ray.cluster()))
     check_resume(out, json.loads(json.dumps({**identity, "suite": suite_id, "sim": asdict(sim)})))  # as driver.json reads back
     results, summary = run_suite(make_agent, suite, sim, out, videos, routes or None, traces, workers, ray)
     return SuiteResults(results, summary, out)
@@ -175,7 +181,7 @@ def drive_suite(config: DriveConfig) -> int:
     else:
         agent = partial(load, config.model, perception=config.perception or None)
     result = drive(agent, config.suite, config.routes, config.sim, config.out, config.videos, config.traces, config.camera, config.creep,
-                   config.workers, config.ray)
+                   config.workers, config.ray, config.safety)
     print(result.table())
     print(f"results in {config.out}/summary.json")
     return 0

@@ -69,6 +69,7 @@ class RouteResult:
     duration_s: float
     distance_m: float
     events: list[Infraction] = field(default_factory=list)  # the infractions counted and the route's end, in order
+    agent_stats: dict[str, float | int | None] = field(default_factory=dict)  # what the agent counted on the route (Agent.stats)
 
     def __post_init__(self) -> None:
         self.events = [e if isinstance(e, Infraction) else Infraction(**e) for e in self.events]  # as read from JSON

@@ -18,7 +18,7 @@ from drivestack.common.parallel import RayConfig, TaskError, in_ray_task, run_ta
 from drivestack.planning.evaluation.leaderboard import write_leaderboard
 from drivestack.planning.evaluation.metrics import RouteResult, RouteScorer, Summary, route_timeout, summarize
 from drivestack.sim import make_simulator
-from drivestack.sim.agent import Agent
+from drivestack.sim.agent import Agent, AgentDebug
 from drivestack.sim.interface import RouteSpec
 from drivestack.sim.settings import SimConfig, TrafficConfig
 from tqdm import tqdm
@@ -160,7 +160,7 @@ def drive_route(
                     steps.record(obs, agent, control)
                 if video and obs.frame % 2 == 0 and obs.cameras:
                     debug = agent.debug
-                    writer.write(render_frame(obs, waypoints=debug.waypoints, notes=["CREEP"] if debug.creeping else None,
+                    writer.write(render_frame(obs, waypoints=debug.waypoints, notes=_notes(debug),
                                               predicted=agent.perceived(), flags=scorer.flags()))  # fmt: skip
                 obs = sim.step(control, render=render)
                 scorer.update(obs)
@@ -176,7 +176,15 @@ def drive_route(
         town_map = sim.top_down_map(np.array(trail), scorer.marks()) if video else None
         if town_map is not None:
             cv2.imwrite(str(video.with_suffix(".png")), town_map[:, :, ::-1])
-    return scorer.result()
+    result = scorer.result()
+    result.agent_stats = agent.stats()
+    return result
+
+
+def _notes(debug: AgentDebug) -> list[str] | None:
+    """The video's notes on what overrode the policy this step."""
+    notes = ["CREEP"] * debug.creeping + ["EMERGENCY BRAKE"] * debug.emergency_brake
+    return notes or None
 
 
 class _NoVideo:

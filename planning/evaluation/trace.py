@@ -30,6 +30,7 @@ class TraceRow:
     target_speed: float  # m/s, what the agent asked its controller for
     brake_probability: float  # the policy's brake output (nan for agents without one)
     creeping: bool  # the agent drives off by the creep rule (drivestack.planning.agents.creep), not by the policy
+    emergency_brake: bool  # the agent brakes by its time-to-collision layer (drivestack.planning.agents.safety)
     expert_target_speed: float  # m/s, the expert's label for the same observation
     throttle: float
     steer: float
@@ -56,7 +57,7 @@ class DriveTrace:
             light_distance=obs.traffic_light.distance,
             target_speed=float("nan") if debug.target_speed is None else debug.target_speed,
             brake_probability=float("nan") if debug.brake_probability is None else debug.brake_probability,
-            creeping=debug.creeping,
+            creeping=debug.creeping, emergency_brake=debug.emergency_brake,
             expert_target_speed=self.expert.target_speed, throttle=control.throttle, steer=control.steer,
             brake=control.brake, collision=bool(obs.events.collisions), red_light=obs.events.red_light,
             outside_lanes=obs.events.off_road or obs.events.lane_invasion,
@@ -102,9 +103,12 @@ def plot_trace(rows: list[TraceRow], path: Path, title: str) -> None:
     ax.set_title(f"{title} (background: light ahead within {NEAR_LIGHT_M:.0f} m)")
     ax.legend(fontsize=7, loc="upper right")
     ax_brake.plot(t, [r.brake_probability for r in rows], "b")
-    creeping = [r.time for r in rows if r.creeping]
-    ax_brake.plot(creeping, [1.0] * len(creeping), "|", color="darkviolet", label="creeping" if creeping else None)
-    if creeping:
+    marked = False
+    for name, level, color in (("creeping", 1.0, "darkviolet"), ("emergency_brake", 0.9, "red")):
+        times = [r.time for r in rows if getattr(r, name)]
+        ax_brake.plot(times, [level] * len(times), "|", color=color, label=name.replace("_", " ") if times else None)
+        marked |= bool(times)
+    if marked:
         ax_brake.legend(fontsize=7, loc="upper right")
     ax_brake.axhline(0.5, color="gray", lw=0.8, ls=":")
     ax_brake.set_ylim(-0.05, 1.05)
