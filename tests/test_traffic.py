@@ -1,14 +1,14 @@
-"""Dense traffic in the embedded simulator keeps flowing: no vehicle stands still longer than it waits at
-lights (a light cycle is about 50 s)."""
+"""Traffic in the embedded simulator: dense traffic keeps flowing (no vehicle stands still longer than it waits
+at lights, a light cycle is about 50 s), vehicles yield to where the ego is going, walkers do not walk into cars."""
 
 import numpy as np
 import pytest
-from drivestack.sim.conventions import RoadOption
-from drivestack.sim.embedded import backend
+from drivestack.sim.conventions import ActorKind, RoadOption
+from drivestack.sim.embedded import backend, traffic
 from drivestack.sim.embedded.backend import EmbeddedSimulator
 from drivestack.sim.embedded.vehicle import BicycleState
 from drivestack.sim.geometry import Polyline
-from drivestack.sim.interface import RouteSpec
+from drivestack.sim.interface import RouteSpec, VehicleControl
 from drivestack.sim.settings import CameraConfig, SimConfig, TownConfig, TrafficConfig
 
 NOBODY = (np.zeros((0, 3)), np.zeros(0))  # no ego or walkers among the obstacles: only the vehicles' own rules
@@ -85,3 +85,35 @@ def test_vehicles_yield_to_where_the_ego_is_going(lead_m, monkeypatch):
     assert contact == 0 and closest > 3.0, f"{contact} steps in contact, closest {closest:.1f} m"
     monkeypatch.setattr(backend, "EGO_PREDICTION_S", ())
     assert merge_beside_the_ego(lead_m)[0] > 0
+
+
+def walker_crossing_behind(ego_drives_off_s: float) -> tuple[int, float, float]:
+    """A walker walks across the road straight at the side of the standing ego (the pedestrian collision of
+    generated-test route t042); the ego drives off after ``ego_drives_off_s``. Returns the steps in contact,
+    the walker's closest distance to the ego's centre line and how far it walked."""
+    config = SimConfig(cameras=[CameraConfig("front", 32, 16)], traffic=TrafficConfig(vehicles=0, pedestrians=1))
+    with EmbeddedSimulator(config) as sim:
+        sim.reset(0, RouteSpec(town=1, length=100.0))
+        ego, walker = sim.ego, sim.traffic.walkers[0]
+        side = np.array([-np.sin(ego.yaw), np.cos(ego.yaw)])
+        start = np.array([ego.x, ego.y]) + 6.0 * side
+        walker.leg, walker.s, walker.waiting, walker.crossing, walker.at_junction_next = Polyline(np.array([start, start - 12.0 * side])), 0.0, False, True, False
+        contact, closest = 0, np.inf
+        for k in range(int(12.0 / config.dt)):
+            driving = k * config.dt >= ego_drives_off_s
+            obs = sim.step(VehicleControl(throttle=0.6 if driving else 0.0, brake=0.0 if driving else 1.0), render=False)
+            contact += sum(c.kind == ActorKind.PEDESTRIAN for c in obs.events.collisions)
+            local = np.array([walker.x - sim.ego.x, walker.y - sim.ego.y])
+            if abs(local @ [np.cos(sim.ego.yaw), np.sin(sim.ego.yaw)]) < sim.params.extent[0]:
+                closest = min(closest, abs(float(local @ side)))
+        return contact, closest, walker.s
+
+
+def test_walkers_do_not_walk_into_a_standing_car(monkeypatch):
+    """The walker stops beside the standing ego instead of walking into its side, and crosses once it has gone;
+    walking blind (the rule off), it walks into the car."""
+    contact, closest, walked = walker_crossing_behind(ego_drives_off_s=5.0)
+    assert contact == 0 and closest > 1.0, f"{contact} steps in contact, closest {closest:.2f} m"
+    assert walked > 8.0  # past where the car stood (6 m to its centre line) once it left
+    monkeypatch.setattr(traffic, "WALKER_LOOK_M", ())
+    assert walker_crossing_behind(ego_drives_off_s=5.0)[0] > 0

@@ -112,7 +112,7 @@ class EmbeddedSimulator(Simulator):
         return obs
 
     def _move_traffic(self) -> None:
-        """One step of the NPC vehicles (yielding to the ego and to walkers) and of the walkers."""
+        """One step of the NPC vehicles (yielding to the ego and to walkers) and of the walkers (standing for vehicles just ahead of them)."""
         walkers = self.traffic.walkers
         ego, predicted = self._ego_obstacles()
         others = np.array(ego + predicted + [(w.x, w.y, 0.5) for w in walkers])
@@ -120,7 +120,9 @@ class EmbeddedSimulator(Simulator):
         unseen = np.zeros((len(self.traffic.npcs), len(others)), dtype=bool)
         unseen[:, len(ego) : len(ego) + len(predicted)] = self._ahead_of_ego()[:, None]
         self.traffic.step_vehicles(self.dt, self.time, others, others_speed, unseen)
-        self.traffic.step_walkers(self.dt, self.time)
+        e, (half_length, half_width, _) = self.ego, self.params.extent
+        vehicles = [(e.x, e.y, e.yaw, half_length, half_width)] + [(n.x, n.y, n.yaw, n.extent[0], n.extent[1]) for n in self.traffic.npcs]
+        self.traffic.step_walkers(self.dt, self.time, np.array(vehicles))
 
     def _ego_obstacles(self) -> tuple[list[tuple[float, float, float]], list[tuple[float, float, float]]]:
         """The ego as NPC vehicles see it (x, y, radius): circles along its length, and circles on its route

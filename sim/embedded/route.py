@@ -110,13 +110,14 @@ def assemble(town: Town, path: list[int], s0: float, length: float) -> Route:
             cmd = np.full(len(pts), lane.option)
         else:
             pts, cmd = _lane_change_points(town, [town.lanes[p] for p in path[i : i + changes + 1]], s)
-        if chunks and np.hypot(*(pts[0] - chunks[-1][-1])) < 0.5:
-            pts, cmd = pts[1:], cmd[1:]
+        if chunks and len(pts) and np.hypot(*(pts[0] - chunks[-1][-1])) < 0.5:
+            pts, cmd = pts[1:], cmd[1:]  # the point the last chunk ended on (a chunk may be left empty: a lane ending within 1 m of s)
         light = town.lane_light(end_lane) if end_lane.road is not None else None
         if light is not None and s <= end_lane.stop_s:
             stops.append((count + int(end_lane.stop_s - s), town.lights.index(light)))
-        chunks.append(pts)
-        commands.append(cmd)
+        if len(pts):
+            chunks.append(pts)
+            commands.append(cmd)
         count += len(pts)
         i += changes + 1
         s = 0.0

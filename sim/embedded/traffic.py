@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from drivestack.sim.conventions import RoadOption, TrafficLightState
 from drivestack.sim.embedded.town import Town
-from drivestack.sim.geometry import Polyline
+from drivestack.sim.geometry import Polyline, box_corners, obb_overlap
 
 LOOKAHEAD_M = 40.0
 PATH_STEP_M = 2.0
@@ -24,6 +24,8 @@ IDM_HEADWAY = 1.2
 IDM_ACCEL = 2.0
 IDM_DECEL = 3.0
 TURN_SPEED = 5.0  # m/s on junction turns
+WALKER_LOOK_M = (0.5, 1.0)  # metres ahead: a walker stands while its body there would touch a vehicle (people do not walk into cars)
+WALKER_PATIENCE_S = 5.0  # seconds a walker stands for a vehicle before it walks on (no walker and car wait for each other for good)
 EXIT_ROOM_M = 3.0  # free metres an exit lane needs beyond a vehicle's length before the vehicle enters the junction
 
 
@@ -57,6 +59,7 @@ class Walker:
     y: float = 0.0
     yaw: float = 0.0
     extent: tuple[float, float, float] = (0.25, 0.3, 0.9)
+    standing_s: float = 0.0  # seconds it has stood for a vehicle just ahead
 
 
 class Traffic:
@@ -225,8 +228,12 @@ class Traffic:
         npc.x, npc.y, npc.yaw = self.town.lanes[npc.path[0]].line.at(npc.s)
 
     # -- walkers ----------------------------------------------------------------------------------
-    def step_walkers(self, dt: float, t: float) -> None:
-        for w in self.walkers:
+    def step_walkers(self, dt: float, t: float, vehicles: np.ndarray) -> None:
+        """One step of the walkers. ``vehicles``: (V,5) x, y, yaw (radians), half length and half width of every
+        vehicle, the ego's included; a walker stands while one of them is just ahead of it, for at most
+        WALKER_PATIENCE_S."""
+        blocked = self._vehicle_ahead(vehicles)
+        for w, stand in zip(self.walkers, blocked):
             if w.waiting:
                 jid = self._node_junction(w.node)
                 if self.town.pedestrian_walk_time(jid, t) > 0.5 * w.leg.length / w.speed:
@@ -234,10 +241,33 @@ class Traffic:
                 continue
             if not w.crossing and w.at_junction_next and self.rng.random() < self.jaywalk_rate * dt:
                 self._jaywalk(w)
+            w.standing_s = w.standing_s + dt if stand else 0.0
+            if stand and w.standing_s <= WALKER_PATIENCE_S:
+                continue
             w.s += w.speed * dt
             if w.s >= w.leg.length:
                 self._next_leg(w, t)
             w.x, w.y, w.yaw = w.leg.at(w.s)
+
+    def _vehicle_ahead(self, vehicles: np.ndarray) -> np.ndarray:
+        """(W,) whether each walker's box, moved WALKER_LOOK_M ahead, overlaps a vehicle's box (the overlap that the
+        simulator counts as a collision)."""
+        blocked = np.zeros(len(self.walkers), dtype=bool)
+        if not self.walkers or not len(vehicles):
+            return blocked
+        xy = np.array([(w.x, w.y) for w in self.walkers])
+        reach = vehicles[:, 3] + vehicles[:, 4] + max(WALKER_LOOK_M, default=0.0) + 1.0
+        near = np.hypot(*(xy[:, None, :] - vehicles[None, :, :2]).transpose(2, 0, 1)) < reach  # (W,V)
+        for i in np.flatnonzero(near.any(axis=1)):
+            w, v = self.walkers[i], vehicles[near[i]]
+            boxes = box_corners(v[:, 0], v[:, 1], v[:, 2], v[:, 3], v[:, 4])
+            for d in WALKER_LOOK_M:
+                x, y = w.x + d * math.cos(w.yaw), w.y + d * math.sin(w.yaw)
+                probe = box_corners(np.array([x]), np.array([y]), np.array([w.yaw]), np.array([w.extent[0]]), np.array([w.extent[1]]))[0]
+                if obb_overlap(probe, boxes).any():
+                    blocked[i] = True
+                    break
+        return blocked
 
     def _node_junction(self, node: tuple[int, int]) -> int:
         road = self.town.roads[self.town.sidewalks[node[0]].road]
