@@ -40,6 +40,7 @@ VERBS = {
     "package": ("package", "package a trained driving model for shipping (fp16 weights, ONNX graphs, metrics)"),
     "expert": ("expert_eval", "drive the expert on seeded routes in held-out towns (leaderboard metrics)"),
     "compare": ("compare", "two drive result folders route by route: flipped routes, mean difference with its 95 % CI"),
+    "failures": ("failures", "where a drive failed: outcomes and infractions by kind of route, the worst routes"),
     "drive": ("drive", "drive an agent over a route suite: leaderboard metrics, videos, traces"),
     "bench-sim": ("bench_sim", "embedded simulator steps per second, or the closed loop's FPS (agent=policy)"),
     "show": ("show", "an expert drive: MP4 with overlays, contact sheet, town map"),
