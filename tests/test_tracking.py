@@ -127,6 +127,7 @@ def test_track_verb_end_to_end_on_truth_boxes(tmp_path, capsys):
     truth = result["results"]["truth"]
     assert result["frames"] == 80 and set(result["results"]) == {"truth"}
     assert truth["TP"] > 0 and 0.5 < truth["HOTA"] <= 1.0 and truth["FP"] == 0
+    assert truth["ttc_frames"] > 0 and "ttc_alarm_recall" in truth
     assert "truth" in capsys.readouterr().out
 
 
@@ -173,3 +174,24 @@ def test_the_learned_agent_tracks_what_it_sees_without_changing_its_control():
     np.testing.assert_allclose(track.velocity, [-5.0, 0.0], atol=1.0)
     assert track.ttc == pytest.approx((x - 2.4) / (5.0 + obs.ego.speed), rel=0.15)
     assert (seeing.perceived() != blind.perceived()).any()
+
+
+def test_ttc_alarms_count_a_car_standing_ahead_raised_and_missed():
+    from drivestack.perception.tracking.evaluate import TtcAlarms
+    from drivestack.perception.tracking.tracker import Track
+    from drivestack.sim.conventions import ActorKind
+    from drivestack.sim.interface import ActorState, Box2D, EgoState
+
+    ego = EgoState(Pose(10.0, 5.0, 0.0, yaw=90.0), speed=8.0, acceleration=0.0, extent=(2.45, 1.05, 0.75))
+    car = ActorState(7, ActorKind.VEHICLE, Pose(10.0, 5.0 + 10.0 + 2.2, 0.0, yaw=90.0), (2.2, 1.0, 0.8), (0.0, 0.0))  # rear 10 m ahead
+    box = Box2D(7, ActorKind.VEHICLE, 14, 140, 60, 180, 100, 1.0)
+    path = np.stack([np.arange(1.0, 40.0), np.zeros(39)], axis=1)  # straight ahead, ego frame
+    seen = Track(1, 0, np.array([140.0, 60.0, 180.0, 100.0]), 0.9, np.array([10.0, 0.0]), np.zeros(2))
+    alarms = TtcAlarms()
+    alarms.add([seen], [box], {7: car}, ego, path, CAMERA)  # true TTC (10 - 2.4) / 8 = 0.95 s: alarm, raised
+    alarms.add([], [box], {7: car}, ego, path, CAMERA)  # the same frame, nothing tracked: missed
+    alarms.add([seen], [box], {7: car}, EgoState(ego.pose, 0.5, 0.0, ego.extent), path, CAMERA)  # standing: not counted
+    summary = alarms.summary()
+    assert summary["ttc_frames"] == 2 and summary["ttc_alarm_frames_true"] == 2 and summary["ttc_alarm_frames_raised"] == 1
+    assert summary["ttc_alarm_recall"] == 0.5 and summary["ttc_alarm_precision"] == 1.0
+    assert summary["ttc_pairs_near"] == 1 and summary["ttc_mae_near"] == pytest.approx(0.0, abs=0.05)

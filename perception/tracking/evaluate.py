@@ -5,7 +5,9 @@ Ground truth per frame: the camera's boxes of vehicles and pedestrians with thei
 the evaluation's limits (height, visibility) are *ignored*: a track on one counts neither as a hit nor a false
 positive (as MOTChallenge treats distractors). Range truth: the distance from the ego's centre to the nearest
 point, seen from the camera, of the actor's footprint (the near face the contact point stands for); speed truth:
-the actor's speed over the ground.
+the actor's speed over the ground; time-to-collision truth: :func:`time_to_collision` of those true points and
+velocities along the ego's planned path, scored per frame as an alarm (below 1 s, the emergency brake's
+threshold) raised or missed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from drivestack.perception.tracking.tracker import Track, box_iou
+from drivestack.perception.tracking.ttc import time_to_collision
 from drivestack.sim.interface import ActorState, Box2D, EgoState
 from drivestack.sim.settings import CameraConfig
 from scipy.optimize import linear_sum_assignment
@@ -54,6 +57,53 @@ class EstimateErrors:
             out[f"speed_mae{name}"] = _mean(speed_err)
             out[f"speed_median_ae{name}"] = _median(speed_err)
         return out
+
+
+@dataclass
+class TtcAlarms:
+    """Frames, driving at ``min_speed`` or more, in which some object's time to collision along the ego's path is
+    below ``ttc_s`` (as :mod:`drivestack.planning.agents.safety` would brake): by the truth (the actors of the
+    frame's scored boxes, their true footprints and velocities) and by the tracks; and the TTC of matched pairs
+    whose true TTC is under ``near_s`` (an infinite estimate counts as ``2 * near_s`` in the errors)."""
+
+    ttc_s: float = 1.0
+    min_speed: float = 1.0
+    near_s: float = 5.0
+    frames: int = 0
+    true_alarms: int = 0
+    raised: int = 0
+    both: int = 0
+    ttc_est: list[float] = field(default_factory=list)
+    ttc_true: list[float] = field(default_factory=list)
+
+    def add(self, tracks: list[Track], truth: list[Box2D], actors: dict[int, ActorState], ego: EgoState, path: np.ndarray,
+            camera: CameraConfig) -> None:  # fmt: skip
+        """One frame: ``path``, the ego's planned path in its frame (K,2)."""
+        if ego.speed < self.min_speed:
+            return
+        est = time_to_collision(np.array([t.position for t in tracks]), np.array([t.velocity for t in tracks]), path, ego.speed)
+        known = [(i, actors[b.actor_id]) for i, b in enumerate(truth) if b.actor_id in actors]
+        states = [actor_ground_truth(actor, ego, camera) for _, actor in known]
+        true = time_to_collision(np.array([p for p, _ in states]), np.array([v for _, v in states]), path, ego.speed)
+        alarm, raised = bool((true < self.ttc_s).any()), bool((est < self.ttc_s).any())
+        self.frames += 1
+        self.true_alarms += alarm
+        self.raised += raised
+        self.both += alarm and raised
+        true_by_box = {i: t for (i, _), t in zip(known, true)}
+        boxes = np.array([t.box for t in tracks], np.float64).reshape(-1, 4)
+        for ti, gi in match(boxes, np.array([b.as_list() for b in truth], np.float64).reshape(-1, 4)):
+            if gi in true_by_box and true_by_box[gi] < self.near_s:
+                self.ttc_est.append(float(est[ti]))
+                self.ttc_true.append(float(true_by_box[gi]))
+
+    def summary(self) -> dict[str, float]:
+        est, true = np.array(self.ttc_est), np.array(self.ttc_true)
+        return {"ttc_frames": self.frames, "ttc_alarm_frames_true": self.true_alarms, "ttc_alarm_frames_raised": self.raised,
+                "ttc_alarm_recall": self.both / self.true_alarms if self.true_alarms else math.nan,
+                "ttc_alarm_precision": self.both / self.raised if self.raised else math.nan,
+                "ttc_pairs_near": len(true), "ttc_mae_near": _mean(np.abs(np.minimum(est, 2 * self.near_s) - true)),
+                "ttc_median_ae_near": _median(np.abs(np.minimum(est, 2 * self.near_s) - true))}  # fmt: skip
 
 
 def _mean(x: np.ndarray) -> float:
@@ -97,6 +147,13 @@ def match(track_boxes: np.ndarray, gt_boxes: np.ndarray) -> list[tuple[int, int]
 def actor_truth(actor: ActorState, ego: EgoState, camera: CameraConfig) -> tuple[float, float]:
     """(range, speed) of an actor: distance from the ego centre to the point of its footprint nearest the camera,
     and its speed over the ground."""
+    nearest, velocity = actor_ground_truth(actor, ego, camera)
+    return float(np.hypot(*nearest)), float(np.hypot(*velocity))
+
+
+def actor_ground_truth(actor: ActorState, ego: EgoState, camera: CameraConfig) -> tuple[np.ndarray, np.ndarray]:
+    """What a track estimates of an actor, true, in the ego frame: the point of its footprint nearest the camera
+    (the contact point a box's bottom centre stands for) and its velocity over the ground (both (2,))."""
     yaw = math.radians(ego.pose.yaw)
     dx, dy = actor.pose.x - ego.pose.x, actor.pose.y - ego.pose.y
     centre = np.array([math.cos(yaw) * dx + math.sin(yaw) * dy, -math.sin(yaw) * dx + math.cos(yaw) * dy])  # ego frame
@@ -104,7 +161,8 @@ def actor_truth(actor: ActorState, ego: EgoState, camera: CameraConfig) -> tuple
     axes = np.array([[math.cos(heading), math.sin(heading)], [-math.sin(heading), math.cos(heading)]])  # actor x, y in ego frame
     local = axes @ (np.array([camera.x, camera.y]) - centre)  # the camera in the actor's frame
     nearest = centre + axes.T @ np.clip(local, [-actor.extent[0], -actor.extent[1]], [actor.extent[0], actor.extent[1]])
-    return float(np.hypot(*nearest)), float(np.hypot(*actor.velocity))
+    vx, vy = actor.velocity
+    return nearest, np.array([math.cos(yaw) * vx + math.sin(yaw) * vy, -math.sin(yaw) * vx + math.cos(yaw) * vy])
 
 
 def add_errors(errors: EstimateErrors, tracks: list[Track], truth: list[Box2D], actors: dict[int, ActorState], ego: EgoState,

@@ -25,6 +25,7 @@ from drivestack.perception.tracking.detections import TRACKED_KINDS, tracked_det
 from drivestack.perception.tracking.evaluate import (
     EstimateErrors,
     FrameTracks,
+    TtcAlarms,
     add_errors,
     frame_tracks,
     mot_metrics,
@@ -84,6 +85,7 @@ class ModeRun:
     tracker: Tracker
     sequences: dict[str, list[FrameTracks]] = field(default_factory=dict)
     errors: EstimateErrors = field(default_factory=EstimateErrors)
+    alarms: TtcAlarms = field(default_factory=TtcAlarms)
     update_ms: list[float] = field(default_factory=list)
     detections: list[int] = field(default_factory=list)
 
@@ -149,6 +151,7 @@ def evaluate_tracking(config: TrackConfig) -> dict:
                         run.detections.append(len(detections[0]))
                         run.sequences[route.name].append(frame_tracks(tracks, truth, ignored, config.min_height))
                         add_errors(run.errors, tracks, truth, actors, obs.ego, camera)
+                        run.alarms.add(tracks, truth, actors, obs.ego, obs.route, camera)  # the expert's route is its path
                 if obs.done:
                     break
             metres += obs.route_progress
@@ -163,7 +166,7 @@ def evaluate_tracking(config: TrackConfig) -> dict:
 def _summary(run: ModeRun, km: float) -> dict:
     metrics = mot_metrics(run.sequences)
     ms = np.array(run.update_ms)
-    return {**metrics, "IDSW_per_km": metrics["IDSW"] / km if km > 0 else math.nan, **run.errors.summary(),
+    return {**metrics, "IDSW_per_km": metrics["IDSW"] / km if km > 0 else math.nan, **run.errors.summary(), **run.alarms.summary(),
             "tracker_ms_mean": float(ms.mean()) if len(ms) else math.nan,
             "tracker_ms_p95": float(np.percentile(ms, 95)) if len(ms) else math.nan,
             "detections_per_frame": float(np.mean(run.detections)) if run.detections else math.nan}  # fmt: skip
@@ -180,14 +183,15 @@ def _finite(data):
 
 def table(result: dict) -> str:
     """The figures of ``track.json`` as a table, one row per kind of input boxes."""
-    head = f"{'boxes':<9}{'HOTA':>7}{'MOTA':>7}{'IDF1':>7}{'IDSW':>6}{'IDSW/km':>9}{'range MAE':>11}{'<20m':>7}{'speed MAE':>11}{'ms/frame':>10}"
+    head = f"{'boxes':<9}{'HOTA':>7}{'MOTA':>7}{'IDF1':>7}{'IDSW':>6}{'IDSW/km':>9}{'range MAE':>11}{'<20m':>7}{'speed MAE':>11}{'TTC<1s rec':>11}{'prec':>6}{'ms/frame':>10}"
     lines = [f"{result['routes']} routes, {result['km']:.2f} km, {result['frames']} frames at {result['track_hz']:g} Hz "
              f"in towns {result['towns']}", head]  # fmt: skip
     for mode, r in result["results"].items():
         cell = lambda key, fmt: format(r[key], fmt) if r.get(key) is not None else "-"  # noqa: E731
         lines.append(f"{mode:<9}{cell('HOTA', '7.3f')}{cell('MOTA', '7.3f')}{cell('IDF1', '7.3f')}{r['IDSW']:>6d}"
                      f"{cell('IDSW_per_km', '9.1f')}{cell('range_mae', '10.2f')}m{cell('range_mae_under_20m', '6.2f')}m"
-                     f"{cell('speed_mae', '7.2f')} m/s{cell('tracker_ms_mean', '10.3f')}")  # fmt: skip
+                     f"{cell('speed_mae', '7.2f')} m/s{cell('ttc_alarm_recall', '11.2f')}{cell('ttc_alarm_precision', '6.2f')}"
+                     f"{cell('tracker_ms_mean', '10.3f')}")  # fmt: skip
     return "\n".join(lines)
 
 
