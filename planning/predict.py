@@ -120,7 +120,7 @@ class Model:
         return Results(rgb, outputs, self.classes)
 
     def agent(self, camera: str = "front", creep: CreepConfig | None = None, safety: SafetyConfig | None = None) -> PolicyAgent:
-        """The learned agent driving with this model, with the command line's defaults (creeping on, emergency brake off)."""
+        """The learned agent driving with this model, with the command line's defaults (creeping and emergency brake on)."""
         return PolicyAgent(self.driver, camera, creep=creep, safety=safety)
 
 

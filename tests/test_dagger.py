@@ -18,6 +18,7 @@ from drivestack.perception.classes import ClassMap
 from drivestack.perception.data.dataset import DrivingDataset
 from drivestack.planning.agents.creep import CreepConfig
 from drivestack.planning.agents.learned import PolicyAgent, TorchDriver
+from drivestack.planning.agents.safety import SafetyConfig
 from drivestack.planning.dagger import DaggerConfig, dagger
 from drivestack.planning.policy.driving_model import DrivingModelConfig, build_policy_training
 from drivestack.planning.policy.model import PolicyConfig
@@ -85,7 +86,8 @@ def test_learner_drives_and_expert_labels_every_frame(reference, models):
     assert len(DrivingDataset(reference.out, [0], ClassMap())) == len(stored) == 20
     # Drive again by hand: every stored record is the expert's label and the learner's applied control.
     entry = plan_episodes(reference)[0]
-    expert, agent = ExpertAgent(), PolicyAgent(TorchDriver(models / "driving.pt"), creep=CreepConfig(enabled=False))
+    expert, agent = ExpertAgent(), PolicyAgent(TorchDriver(models / "driving.pt"), creep=CreepConfig(enabled=False),
+                                                   safety=SafetyConfig(enabled=False))
     expert.setup(reference.sim)
     agent.setup(reference.sim)
     with EmbeddedSimulator(reference.sim) as sim:

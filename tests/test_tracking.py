@@ -154,12 +154,14 @@ class ApproachingCar(AlwaysBrakes):
 def test_the_learned_agent_tracks_what_it_sees_without_changing_its_control():
     from drivestack.planning.agents.creep import CreepConfig
     from drivestack.planning.agents.learned import PolicyAgent
+    from drivestack.planning.agents.safety import SafetyConfig
     from drivestack.sim.embedded.backend import EmbeddedSimulator
     from drivestack.sim.interface import RouteSpec
     from drivestack.sim.settings import SimConfig, TownConfig
 
     config, off = SimConfig(town=TownConfig(grid=3)), CreepConfig(enabled=False)
-    seeing, blind = PolicyAgent(ApproachingCar(config.dt), creep=off), PolicyAgent(AlwaysBrakes(), creep=off)
+    counting = SafetyConfig(enabled=False)  # the emergency brake only counts: the tracks must not change the control
+    seeing, blind = PolicyAgent(ApproachingCar(config.dt), creep=off, safety=counting), PolicyAgent(AlwaysBrakes(), creep=off, safety=counting)
     seeing.setup(config)
     blind.setup(config)
     with EmbeddedSimulator(config) as sim:

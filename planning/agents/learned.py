@@ -106,9 +106,9 @@ class PolicyAgent(Agent):
     obstacle ahead (``creep``, :mod:`drivestack.planning.agents.creep`; default on, as ``drivestack drive``
     does; ``CreepConfig(enabled=False)`` turns it off). Each step it tracks the vehicles and pedestrians its
     network detects (``tracks``: ids, ground velocities, time to collision along its path;
-    :mod:`drivestack.perception.tracking`), drawn on the drive video; with ``SafetyConfig(enabled=True)`` it
-    brakes fully when one of them is about to collide (:mod:`drivestack.planning.agents.safety`; off by
-    default, counting only). The tracker's ego-motion compensation reads the speed and the compass (the pose's yaw)."""
+    :mod:`drivestack.perception.tracking`), drawn on the drive video, and brakes fully when one of them is
+    about to collide (:mod:`drivestack.planning.agents.safety`; ``SafetyConfig(enabled=False)`` only counts).
+    The tracker's ego-motion compensation reads the speed and the compass (the pose's yaw)."""
 
     def __init__(self, driver: TorchDriver | OnnxDriver, camera: str = "front", controller: ControllerConfig | None = None,
                  brake_threshold: float = 0.5, creep: CreepConfig | None = None, tracker: TrackerConfig | None = None,

@@ -153,7 +153,7 @@ def drive(
     """Drive ``agent`` over ``suite`` (a file, or a :class:`RouteSuite`) and score every route.
 
     ``agent``: ``"expert"``, a :class:`Model` (``drivestack.load()``) or a model file driven by the learned
-    agent (``camera``, ``creep``, ``safety``: its settings; creeping is on and the emergency brake off by
+    agent (``camera``, ``creep``, ``safety``: its settings; creeping and the emergency brake are on by
     default, as on the command line), or any :class:`Agent`. ``routes``: only these route names. Each route's record is written to ``out/routes`` as
     it ends; calling again resumes, and a folder driven with another agent or simulator config is refused.
     ``workers`` > 1 drives that many routes at a time as Ray tasks (a local Ray, or the cluster ``ray`` names).
