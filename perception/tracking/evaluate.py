@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from drivestack.perception.tracking.tracker import Track, box_iou
-from drivestack.perception.tracking.ttc import time_to_collision
+from drivestack.perception.tracking.ttc import time_to_collision, tracks_time_to_collision
 from drivestack.sim.interface import ActorState, Box2D, EgoState
 from drivestack.sim.settings import CameraConfig
 from scipy.optimize import linear_sum_assignment
@@ -81,7 +81,7 @@ class TtcAlarms:
         """One frame: ``path``, the ego's planned path in its frame (K,2)."""
         if ego.speed < self.min_speed:
             return
-        est = time_to_collision(np.array([t.position for t in tracks]), np.array([t.velocity for t in tracks]), path, ego.speed)
+        est = tracks_time_to_collision(tracks, path, ego.speed)
         known = [(i, actors[b.actor_id]) for i, b in enumerate(truth) if b.actor_id in actors]
         states = [actor_ground_truth(actor, ego, camera) for _, actor in known]
         true = time_to_collision(np.array([p for p, _ in states]), np.array([v for _, v in states]), path, ego.speed)

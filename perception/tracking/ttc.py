@@ -12,8 +12,12 @@ object already at the bumper, inf otherwise.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from drivestack.perception.tracking.tracker import Track
 
 MIN_CLOSING_SPEED = 0.1  # m/s: slower closing counts as not closing in
 RAY_M = 1000.0  # the last segment of the path, extended this far
@@ -45,3 +49,8 @@ def time_to_collision(positions: np.ndarray, velocities: np.ndarray, path: np.nd
     in_path = (offset[rows, best] <= corridor_half_width) & (closing > MIN_CLOSING_SPEED)
     ttc[in_path] = np.maximum(gap[in_path], 0.0) / closing[in_path]
     return ttc
+
+
+def tracks_time_to_collision(tracks: Sequence[Track], path: np.ndarray, ego_speed: float) -> np.ndarray:
+    """:func:`time_to_collision` of tracks, from their estimated ground positions and velocities."""
+    return time_to_collision(np.array([t.position for t in tracks]), np.array([t.velocity for t in tracks]), path, ego_speed)

@@ -19,7 +19,7 @@ from drivestack.perception.classes import classes_from_meta
 from drivestack.perception.postprocess import postprocess
 from drivestack.perception.tracking.detections import tracked_detections
 from drivestack.perception.tracking.tracker import Track, Tracker, TrackerConfig, ego_motion
-from drivestack.perception.tracking.ttc import time_to_collision
+from drivestack.perception.tracking.ttc import tracks_time_to_collision
 from drivestack.perception.visualize import draw_tracks
 from drivestack.planning.agents.creep import CreepConfig, CreepMonitor
 from drivestack.planning.agents.safety import EmergencyBrake, SafetyConfig
@@ -173,8 +173,7 @@ class PolicyAgent(Agent):
         self._yaw = yaw
         detections = tracked_detections(out, self.classes, self.camera_config.width, self.tracker_config.low_score)
         tracks = self.tracker.update(*detections, motion=motion)
-        ttc = time_to_collision(np.array([t.position for t in tracks]), np.array([t.velocity for t in tracks]), path, obs.ego.speed)
-        for track, seconds in zip(tracks, ttc):
+        for track, seconds in zip(tracks, tracks_time_to_collision(tracks, path, obs.ego.speed)):
             track.ttc = float(seconds)
         return tracks
 

@@ -8,9 +8,8 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from drivestack.common.errors import InputError
 from drivestack.planning.evaluation.metrics import RouteResult
-from drivestack.planning.evaluation.suite import finished_result
+from drivestack.planning.evaluation.stats import finished_records
 
 OUTCOMES = ("completed", "blocked", "timeout", "deviated")
 GENERATED_NAME = re.compile(r"^[a-z]+\d+_(?P<kind>[a-z]+)_t\d+$")  # <prefix><index>_<mix>_t<town>
@@ -24,10 +23,7 @@ def route_kind(name: str) -> str:
 
 def read_results(folder: str | Path) -> list[RouteResult]:
     """The finished routes of a ``drivestack drive`` results folder."""
-    results = [r for p in sorted((Path(folder) / "routes").glob("*.json")) if (r := finished_result(p)) is not None]
-    if not results:
-        raise InputError(f"{folder}: no finished route in {folder}/routes; give a folder that `drivestack drive` wrote")
-    return results
+    return [RouteResult.from_record(record) for record in finished_records(folder).values()]
 
 
 def failure_table(results: list[RouteResult]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 from drivestack.planning.evaluation.stats import mean_ci, ratio_ci
 from drivestack.sim.conventions import ActorKind
@@ -84,6 +84,12 @@ class RouteResult:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "penalty": self.penalty, "driving_score": self.driving_score}
+
+    @classmethod
+    def from_record(cls, data: dict) -> RouteResult:
+        """The result of a route record as ``to_dict`` wrote it (derived and bookkeeping keys dropped)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 class RouteScorer:

@@ -108,8 +108,8 @@ class Comparison:
                 "routes": [asdict(r) | {"difference": r.difference} for r in self.routes], "only_in_one": self.only_in_one}  # fmt: skip
 
 
-def _routes(folder: Path) -> dict[str, dict]:
-    """The finished route records of a results folder (an interrupted drive's too)."""
+def finished_records(folder: str | Path) -> dict[str, dict]:
+    """The finished route records of a ``drivestack drive`` results folder (an interrupted drive's too), by name."""
     records = [json.loads(p.read_text()) for p in sorted((Path(folder) / "routes").glob("*.json"))]
     finished = {r["name"]: r for r in records if r.get("status") == "finished"}
     if not finished:
@@ -119,7 +119,7 @@ def _routes(folder: Path) -> dict[str, dict]:
 
 def compare(a: str | Path, b: str | Path) -> Comparison:
     """Route by route, the results in folder ``b`` against those in ``a`` (routes of the same name)."""
-    routes_a, routes_b = _routes(Path(a)), _routes(Path(b))
+    routes_a, routes_b = finished_records(a), finished_records(b)
     common = [name for name in routes_a if name in routes_b]
     if not common:
         raise InputError(f"{a} and {b} share no route: compare results of the same suite")

@@ -290,7 +290,4 @@ def route_finished(path: Path) -> bool:
 def finished_result(path: Path) -> RouteResult | None:
     """The route record at ``path`` when it is of a route driven to its end, else None."""
     data = _finished_record(path)
-    if data is None:
-        return None
-    known = {f.name for f in fields(RouteResult)}
-    return RouteResult(**{k: v for k, v in data.items() if k in known})
+    return None if data is None else RouteResult.from_record(data)
