@@ -19,6 +19,7 @@ from drivestack.common.config import to_dict
 from drivestack.planning.agents.creep import CreepConfig
 from drivestack.planning.agents.expert import ExpertAgent
 from drivestack.planning.agents.learned import PolicyAgent, make_driver
+from drivestack.planning.agents.red_light import RedLightConfig
 from drivestack.planning.agents.safety import SafetyConfig
 from drivestack.planning.deploy.runtime import EngineConfig
 from drivestack.sim.record.dataset_io import MANIFEST_NAME, DatasetError, load_manifest
@@ -53,7 +54,7 @@ def make_learner(config: DaggerConfig) -> PolicyAgent:
     if config.threads:
         torch.set_num_threads(config.threads)
     driver = make_driver(config.engine, config.model, config.onnx_model, config.engine_config)
-    agent = PolicyAgent(driver, config.camera, creep=CreepConfig(enabled=False), safety=SafetyConfig(enabled=False))  # its own failures are what DAgger records
+    agent = PolicyAgent(driver, config.camera, creep=CreepConfig(enabled=False), safety=SafetyConfig(enabled=False, red_light=RedLightConfig(enabled=False)))  # its own failures are what DAgger records
     agent.setup(config.sim)  # refuses a model that does not fit the camera before any episode starts
     return agent
 

@@ -23,6 +23,7 @@ class AgentDebug:
     brake_probability: float | None = None  # learned agents: the policy's brake output, 0..1
     creeping: bool = False  # learned agents: driving off by the creep rule (drivestack.planning.agents.creep), not by the policy
     emergency_brake: bool = False  # learned agents: braking by the time-to-collision layer (drivestack.planning.agents.safety)
+    red_light_stop: bool = False  # learned agents: target speed capped by the red-light layer (drivestack.planning.agents.red_light)
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 

@@ -12,15 +12,16 @@ STRIDE = 4
 VEHICLE, PEDESTRIAN, RED, YELLOW, GREEN = range(5)  # the default detection classes
 
 
-def outputs_with(detections: list[tuple], camera: CameraConfig = CameraConfig()):
+def outputs_with(detections: list[tuple], camera: CameraConfig = CameraConfig(), z: float = 0.0):
     """Raw detection outputs (heatmap logits, box distances) with one peak per (class, ground x, ground y, height px
-    [, logit]): a box whose bottom centre is where that ground point projects (logit 5 unless given)."""
+    [, logit]): a box whose bottom centre is where that ground point projects (logit 5 unless given); ``z``
+    lifts the points off the ground (the bottom edge of a traffic-light head)."""
     h, w = camera.height // STRIDE, camera.width // STRIDE
     heatmap = np.full((1, 5, h, w), -10.0, np.float32)
     box = np.ones((1, 4, h, w), np.float32)
     mount = Pose(camera.x, camera.y, camera.z, camera.roll, camera.pitch, camera.yaw).matrix()
     for cls, x, y, height, *logit in detections:
-        uv, _ = project(np.array([[x, y, 0.0]]), mount, intrinsics(camera.width, camera.height, camera.fov))
+        uv, _ = project(np.array([[x, y, z]]), mount, intrinsics(camera.width, camera.height, camera.fov))
         u, v = uv[0]
         row, col = int((v - height / 2) // STRIDE), int(u // STRIDE)
         cx, cy = (col + 0.5) * STRIDE, (row + 0.5) * STRIDE
@@ -102,6 +103,24 @@ class AlwaysBrakes:
         heatmap, box = outputs_with([])
         return {"path": np.array([[[2.0 * i, 0.0] for i in range(1, 6)]]), "target_speed": np.array([0.0]),
                 "brake": np.array([8.0]), "seg": np.zeros((1, 10, 160, 320), np.float32), "heatmap": heatmap, "box": box}  # fmt: skip
+
+
+class NeverBrakes(AlwaysBrakes):
+    """A policy that never brakes (8 m/s wanted) driving toward something ``x`` metres ahead at the start, which
+    its perception sees as :meth:`seen` draws it (nothing by default)."""
+
+    def __init__(self, x: float, dt: float) -> None:
+        self.x, self.dt = x, dt
+
+    def seen(self) -> tuple[np.ndarray, np.ndarray]:
+        return outputs_with([])
+
+    def __call__(self, frame, speed, command, target_point):
+        out = super().__call__(frame, speed, command, target_point)
+        out["target_speed"], out["brake"] = np.array([8.0]), np.array([-8.0])
+        out["heatmap"], out["box"] = self.seen()
+        self.x -= speed * self.dt
+        return out
 
 
 @pytest.mark.parametrize("creep", [CreepConfig(enabled=False), CreepConfig(stuck_s=1.0)])

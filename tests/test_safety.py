@@ -10,7 +10,7 @@ from drivestack.planning.agents.creep import CreepConfig
 from drivestack.planning.agents.safety import EmergencyBrake, SafetyConfig
 from drivestack.sim.settings import SimConfig, TownConfig
 
-from tests.test_creep import VEHICLE, AlwaysBrakes, outputs_with
+from tests.test_creep import VEHICLE, NeverBrakes, outputs_with
 
 
 def track(ttc: float) -> Track:
@@ -40,19 +40,12 @@ def test_bad_settings_are_refused(bad):
         SafetyConfig(**bad)
 
 
-class DrivesTowardAStandingCar(AlwaysBrakes):
-    """A policy that never brakes (8 m/s wanted) and whose perception sees a car standing in its lane, ``x``
-    metres ahead of the ego's centre at the start; the car leaves the image once closer than 4 m."""
+class DrivesTowardAStandingCar(NeverBrakes):
+    """Perception sees a car standing in the lane ``x`` metres ahead of the ego's centre; it leaves the image
+    once closer than 4 m."""
 
-    def __init__(self, x: float, dt: float) -> None:
-        self.x, self.dt = x, dt
-
-    def __call__(self, frame, speed, command, target_point):
-        out = super().__call__(frame, speed, command, target_point)
-        out["target_speed"], out["brake"] = np.array([8.0]), np.array([-8.0])
-        out["heatmap"], out["box"] = outputs_with([(VEHICLE, self.x, 0.0, 30)] if self.x > 4.0 else [])
-        self.x -= speed * self.dt
-        return out
+    def seen(self):
+        return outputs_with([(VEHICLE, self.x, 0.0, 30)] if self.x > 4.0 else [])
 
 
 @pytest.mark.parametrize("enabled", [False, True])

@@ -19,15 +19,17 @@ def mount_matrix(camera: CameraConfig) -> np.ndarray:
     return Pose(camera.x, camera.y, camera.z, camera.roll, camera.pitch, camera.yaw).matrix()
 
 
-def ground_points(pixels: np.ndarray, camera: CameraConfig) -> np.ndarray:
+def ground_points(pixels: np.ndarray, camera: CameraConfig, height: float = 0.0) -> np.ndarray:
     """(N,2) pixel coordinates -> (N,2) points (x forward, y right) in the vehicle frame where their rays meet
-    flat ground (z = 0); NaN for pixels at or above the horizon."""
+    the level plane ``z = height``: flat ground by default (NaN for pixels at or above the horizon), or a plane
+    above the camera such as the bottom edge of a traffic-light head (NaN at or below the horizon)."""
     pixels = np.asarray(pixels, np.float64).reshape(-1, 2)
     homogeneous = np.concatenate([pixels, np.ones((len(pixels), 1))], axis=1)
     rays_cv = homogeneous @ np.linalg.inv(intrinsics(camera.width, camera.height, camera.fov)).T
     rays = rays_cv @ UE_TO_CV @ mount_matrix(camera)[:3, :3].T  # camera (UE axes) -> vehicle frame
+    rise = height - camera.z
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.where(rays[:, 2] < -1e-9, -camera.z / rays[:, 2], np.nan)
+        t = np.where(rays[:, 2] * np.sign(rise) > 1e-9, rise / rays[:, 2], np.nan)
     return np.stack([camera.x + t * rays[:, 0], camera.y + t * rays[:, 1]], axis=1)
 
 

@@ -25,15 +25,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from drivestack.perception.classes import ClassMap
-from drivestack.perception.postprocess import Decoding, decode_detections
 from drivestack.perception.tracking.ground import contact_pixels, ground_points
-from drivestack.sim.conventions import ActorKind, TrafficLightState
+from drivestack.planning.agents.red_light import gate_detections, light_classes
+from drivestack.sim.conventions import ActorKind
 from drivestack.sim.settings import CameraConfig
-
-# CenterNet's 3x3 peaks and NMS 0.6: the gates' thresholds were tuned, and the shipped model driven, with them
-GATE_DECODING = Decoding(nms_iou=0.6, peak_window=3)
 
 
 @dataclass
@@ -75,20 +71,13 @@ class CreepGates:
 
     def __init__(self, config: CreepConfig, camera: CameraConfig, classes: ClassMap):
         self.config, self.camera = config, camera
-        det = classes.det
-        light = [(i, c.light_state) for i, c in enumerate(det) if c.kind == ActorKind.TRAFFIC_LIGHT]
-        self.stop_classes = [i for i, state in light if state in (TrafficLightState.RED, TrafficLightState.YELLOW)]
-        self.go_classes = [i for i, state in light if state == TrafficLightState.GREEN]
-        self.obstacle_classes = [i for i, c in enumerate(det) if c.kind in (ActorKind.VEHICLE, ActorKind.PEDESTRIAN)]
+        self.stop_classes, self.go_classes = light_classes(classes)
+        self.obstacle_classes = [i for i, c in enumerate(classes.det) if c.kind in (ActorKind.VEHICLE, ActorKind.PEDESTRIAN)]
 
     def check(self, heatmap: np.ndarray, box: np.ndarray) -> CreepCheck:
         """Gates from the raw detection outputs of one frame: ``heatmap`` (1,C,h,w) logits, ``box`` (1,4,h,w)."""
         c = self.config
-        stride = self.camera.width // heatmap.shape[-1]
-        boxes, scores, labels = decode_detections(torch.from_numpy(np.asarray(heatmap, np.float32)),
-                                                  torch.from_numpy(np.asarray(box, np.float32)), stride,
-                                                  min(c.light_score, c.obstacle_score), **GATE_DECODING.kwargs())[0]  # fmt: skip
-        b, s, label = boxes.numpy(), scores.numpy(), labels.numpy()
+        b, s, label = gate_detections(heatmap, box, self.camera.width, min(c.light_score, c.obstacle_score))
         centre = (b[:, 0] + b[:, 2]) / 2
         central = np.abs(centre - self.camera.width / 2) <= c.light_window * self.camera.width / 2
         stop = s[central & np.isin(label, self.stop_classes)].max(initial=0.0)

@@ -22,6 +22,7 @@ from drivestack.perception.tracking.tracker import Track, Tracker, TrackerConfig
 from drivestack.perception.tracking.ttc import tracks_time_to_collision
 from drivestack.perception.visualize import draw_tracks
 from drivestack.planning.agents.creep import CreepConfig, CreepMonitor
+from drivestack.planning.agents.red_light import RedLightStop, gate_detections
 from drivestack.planning.agents.safety import EmergencyBrake, SafetyConfig
 from drivestack.planning.control import ControllerConfig, WaypointController
 from drivestack.planning.policy.driving_model import INPUTS
@@ -107,7 +108,9 @@ class PolicyAgent(Agent):
     does; ``CreepConfig(enabled=False)`` turns it off). Each step it tracks the vehicles and pedestrians its
     network detects (``tracks``: ids, ground velocities, time to collision along its path;
     :mod:`drivestack.perception.tracking`), drawn on the drive video, and brakes fully when one of them is
-    about to collide (:mod:`drivestack.planning.agents.safety`; ``SafetyConfig(enabled=False)`` only counts).
+    about to collide (:mod:`drivestack.planning.agents.safety`; ``SafetyConfig(enabled=False)`` only counts);
+    it stops for the red lights its network detects when the policy does not
+    (:mod:`drivestack.planning.agents.red_light`; ``RedLightConfig(enabled=False)`` only counts).
     The tracker's ego-motion compensation reads the speed and the compass (the pose's yaw)."""
 
     def __init__(self, driver: TorchDriver | OnnxDriver, camera: str = "front", controller: ControllerConfig | None = None,
@@ -134,6 +137,7 @@ class PolicyAgent(Agent):
             self.creep = CreepMonitor(self.creep_config, self.camera_config, self.classes, sim_config.dt)
         self.tracker = Tracker(self.tracker_config, self.camera_config, sim_config.dt)
         self.safety = EmergencyBrake(self.safety_config)
+        self.red_light = RedLightStop(self.safety_config.red_light, self.camera_config, self.classes, sim_config.dt)
         self.tracks: list[Track] = []
         self._yaw: float | None = None
         self.last: tuple[np.ndarray, dict[str, np.ndarray]] | None = None
@@ -150,6 +154,9 @@ class PolicyAgent(Agent):
         creeping = self.creep is not None and self.creep.update(obs.ego.speed, out["heatmap"], out["box"])
         if creeping:
             target = min(max(target, self.creep.config.speed), obs.speed_limit)
+        policy_target = target
+        lights = gate_detections(out["heatmap"], out["box"], self.camera_config.width, self.safety_config.red_light.score)
+        target = self.red_light.update(*lights, obs.ego.speed, target)
         control = self.controller.control(path, target, obs.ego.speed)
         t2 = time.perf_counter()
         self.tracks = self._track(obs, out, path)
@@ -158,13 +165,13 @@ class PolicyAgent(Agent):
             control = VehicleControl(throttle=0.0, steer=control.steer, brake=1.0)
         t3 = time.perf_counter()
         self.debug = AgentDebug(waypoints=path, target_speed=target, brake_probability=brake, creeping=creeping,
-                                emergency_brake=emergency,
+                                emergency_brake=emergency, red_light_stop=target < policy_target,
                                 timings_ms={"model": 1e3 * (t1 - t0), "control": 1e3 * (t2 - t1), "track": 1e3 * (t3 - t2)})  # fmt: skip
         return control
 
     def stats(self) -> dict[str, float | int | None]:
-        """The time-to-collision layer's counts on this route (:meth:`EmergencyBrake.stats`)."""
-        return self.safety.stats()
+        """The safety layers' counts on this route (:meth:`EmergencyBrake.stats`, :meth:`RedLightStop.stats`)."""
+        return {**self.safety.stats(), **self.red_light.stats()}
 
     def _track(self, obs: Observation, out: dict[str, np.ndarray], path: np.ndarray) -> list[Track]:
         """This frame's tracks, each with its time to collision along the planned ``path``."""

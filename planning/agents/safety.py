@@ -13,21 +13,22 @@ drive tells which routes it would change.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable
 
 from drivestack.perception.tracking.tracker import Track
-
-STANDING_SPEED = 0.1  # m/s: the car stands, and the layer lets go
+from drivestack.planning.agents.red_light import STANDING_SPEED, RedLightConfig
 
 
 @dataclass
 class SafetyConfig:
-    """When the learned agent brakes by itself for a tracked object closing in (``drivestack drive safety.*``)."""
+    """When the learned agent brakes by itself for a tracked object closing in, or stops for a detected red
+    light (``drivestack drive safety.*``)."""
 
     enabled: bool = True  # (bool) brake fully when a tracked object's time to collision falls below ttc_s (+4.2 driving score on generated val, docs/tracking.md); off: only count the steps it would
     ttc_s: float = 1.0  # (float) seconds to collision along the planned path below which the layer brakes
     min_speed: float = 1.0  # (float) m/s the car must be driving at for the layer to start braking
+    red_light: RedLightConfig = field(default_factory=RedLightConfig)  # stop for red heads the network detects (planning/agents/red_light.py)
 
     def __post_init__(self) -> None:
         if self.ttc_s <= 0 or self.min_speed < 0:

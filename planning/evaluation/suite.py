@@ -183,7 +183,7 @@ def drive_route(
 
 def _notes(debug: AgentDebug) -> list[str] | None:
     """The video's notes on what overrode the policy this step."""
-    notes = ["CREEP"] * debug.creeping + ["EMERGENCY BRAKE"] * debug.emergency_brake
+    notes = ["CREEP"] * debug.creeping + ["EMERGENCY BRAKE"] * debug.emergency_brake + ["RED LIGHT STOP"] * debug.red_light_stop
     return notes or None
 
 

@@ -31,6 +31,7 @@ class TraceRow:
     brake_probability: float  # the policy's brake output (nan for agents without one)
     creeping: bool  # the agent drives off by the creep rule (drivestack.planning.agents.creep), not by the policy
     emergency_brake: bool  # the agent brakes by its time-to-collision layer (drivestack.planning.agents.safety)
+    red_light_stop: bool  # the agent's target speed is capped by its red-light layer (drivestack.planning.agents.red_light)
     expert_target_speed: float  # m/s, the expert's label for the same observation
     throttle: float
     steer: float
@@ -57,7 +58,7 @@ class DriveTrace:
             light_distance=obs.traffic_light.distance,
             target_speed=float("nan") if debug.target_speed is None else debug.target_speed,
             brake_probability=float("nan") if debug.brake_probability is None else debug.brake_probability,
-            creeping=debug.creeping, emergency_brake=debug.emergency_brake,
+            creeping=debug.creeping, emergency_brake=debug.emergency_brake, red_light_stop=debug.red_light_stop,
             expert_target_speed=self.expert.target_speed, throttle=control.throttle, steer=control.steer,
             brake=control.brake, collision=bool(obs.events.collisions), red_light=obs.events.red_light,
             outside_lanes=obs.events.off_road or obs.events.lane_invasion,
@@ -104,7 +105,7 @@ def plot_trace(rows: list[TraceRow], path: Path, title: str) -> None:
     ax.legend(fontsize=7, loc="upper right")
     ax_brake.plot(t, [r.brake_probability for r in rows], "b")
     marked = False
-    for name, level, color in (("creeping", 1.0, "darkviolet"), ("emergency_brake", 0.9, "red")):
+    for name, level, color in (("creeping", 1.0, "darkviolet"), ("emergency_brake", 0.9, "red"), ("red_light_stop", 0.8, "darkorange")):
         times = [r.time for r in rows if getattr(r, name)]
         ax_brake.plot(times, [level] * len(times), "|", color=color, label=name.replace("_", " ") if times else None)
         marked |= bool(times)

@@ -1,0 +1,157 @@
+"""A red-light stop under the learned policy: braking for the red heads its own network detects.
+
+On the generated validation suite most of the learned agent's red-light infractions happened with the light
+plainly detected: the near head beside the stop line read red at 0.5-0.8 for the last 15 m while the policy's
+brake probability stayed near zero (docs/results.md). This layer reads the detections each step:
+
+- it takes the *nearest head* among the light detections (score at least ``score``) whose box centre lies right
+  of ``right_of`` times the image width (in right-hand traffic the heads that govern the lane stand right of
+  it, beside the stop line and across the junction); the bottom edge of its box, taken as lying at
+  ``head_height`` metres above the road, gives its distance ahead through the camera model
+  (:func:`drivestack.perception.tracking.ground.ground_points` on that plane); it reads *stop* when a red or
+  yellow class at that distance is at least as confident as green;
+- reading stop, it plans a stop ``stop_offset`` metres short of the head, where the near head stays in view,
+  if the car can make it braking at ``max_decel`` or less (a light turning red when the car is already at
+  the line is passed, as a driver does in the dilemma zone); while a stop is planned the target speed is
+  capped to ``sqrt(2 decel s)`` at ``s`` metres from the stop point, dead-reckoned from the speed and brought
+  nearer, never farther, by each new reading (the far head across the junction must not move it past the line);
+- reading green within ``near_green`` metres, or at all while a stop is planned, it takes the head for the
+  car's own, drops any stop and reads nothing until the car is ``pass_m`` past it: the heads of the crossing
+  roads, seen from the side inside the junction, read the opposite state (the detector labels every head
+  with its state, whichever way it faces);
+- standing at the stop point, the car holds until a green reading or for ``hold_s`` at most; then the policy
+  and the creep gates have it again.
+
+Disabled, it still counts the steps it would have capped the speed (``stats``), as the emergency brake does.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from drivestack.perception.classes import ClassMap
+from drivestack.perception.postprocess import Decoding, decode_detections
+from drivestack.perception.tracking.ground import ground_points
+from drivestack.sim.conventions import ActorKind, TrafficLightState
+from drivestack.sim.settings import CameraConfig
+
+STANDING_SPEED = 0.1  # m/s: the car stands
+SAME_HEAD_M = 1.5  # m: detections this close in distance to the nearest head are taken as that head
+
+# CenterNet's 3x3 peaks and NMS 0.6: the creep gates' thresholds were tuned, and the shipped model driven, with them
+GATE_DECODING = Decoding(nms_iou=0.6, peak_window=3)
+
+
+@dataclass
+class RedLightConfig:
+    """When the learned agent stops by itself for a red light its network detects (``drivestack drive safety.red_light.*``)."""
+
+    enabled: bool = True  # (bool) cap the target speed to stop before a detected red head; off: only count the steps it would
+    score: float = 0.4  # (float) detection score of a light head (red, yellow or green) that counts
+    right_of: float = 0.5  # (float) share of the image width left of which heads do not count (right-hand traffic)
+    head_height: float = 3.2  # (float) metres above the road of a head's bottom edge (the embedded simulator's near heads)
+    stop_offset: float = 7.0  # (float) metres short of the head's distance ahead to stand (the near head stays in view there)
+    decel: float = 2.5  # (float) m/s^2 of the speed profile to the stop point
+    max_decel: float = 3.5  # (float) m/s^2: a stop that needs harder braking is not planned (the car is too close to stop)
+    hold_s: float = 30.0  # (float) seconds standing at the stop point at most without a green head
+    near_green: float = 15.0  # (float) metres: the nearest head reading green this close (or at all, while a stop is planned) is the car's own, and the car goes
+    pass_m: float = 15.0  # (float) metres past that head (the junction) in which no head is read
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.right_of < 1:
+            raise ValueError(f"safety.red_light.right_of must be in [0, 1), got {self.right_of}")
+        for name in ("score", "decel", "max_decel", "hold_s", "near_green", "pass_m"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"safety.red_light.{name} must be > 0, got {getattr(self, name)}")
+
+
+def gate_detections(heatmap: np.ndarray, box: np.ndarray, width: int, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Raw outputs of one frame -> boxes (N,4), scores (N,) and class indices (N,) scoring at least
+    ``threshold``, decoded as the perception gates were tuned (:data:`GATE_DECODING`)."""
+    heatmap_t = torch.from_numpy(np.asarray(heatmap, np.float32))
+    boxes, scores, labels = decode_detections(heatmap_t, torch.from_numpy(np.asarray(box, np.float32)), width // heatmap_t.shape[-1],
+                                              threshold, **GATE_DECODING.kwargs())[0]  # fmt: skip
+    return boxes.numpy(), scores.numpy(), labels.numpy()
+
+
+def light_classes(classes: ClassMap) -> tuple[list[int], list[int]]:
+    """Indices of the detection classes that mean stop (red, yellow) and go (green)."""
+    light = [(i, c.light_state) for i, c in enumerate(classes.det) if c.kind == ActorKind.TRAFFIC_LIGHT]
+    stop = [i for i, state in light if state in (TrafficLightState.RED, TrafficLightState.YELLOW)]
+    return stop, [i for i, state in light if state == TrafficLightState.GREEN]
+
+
+class RedLightStop:
+    """Per-route state of the layer: the planned stop point, the hold, the route's counts (:meth:`stats`)."""
+
+    def __init__(self, config: RedLightConfig, camera: CameraConfig, classes: ClassMap, dt: float):
+        self.config, self.camera, self.dt = config, camera, dt
+        self.stop_classes, self.go_classes = light_classes(classes)
+        self.hold_steps = max(1, round(config.hold_s / dt))
+        self.stop_at: float | None = None  # metres to the planned stop point; None: no stop planned
+        self.held = 0  # steps stood at the stop point
+        self.quiet_left = 0.0  # metres still to drive before heads are read again (past a junction the car goes through)
+        self.capped_steps = 0  # steps the cap was below the policy's target speed (enabled or not)
+
+    def nearest_head(self, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> tuple[float, bool] | None:
+        """The nearest head of this frame in the right part of the image: its distance ahead of the camera
+        (metres) and whether it reads stop (red or yellow at least as confident as green); None when none."""
+        c = self.config
+        right = (boxes[:, 0] + boxes[:, 2]) / 2 >= c.right_of * self.camera.width
+        lights = right & (scores >= c.score) & np.isin(labels, self.stop_classes + self.go_classes)
+        bottoms = np.stack([(boxes[lights, 0] + boxes[lights, 2]) / 2, boxes[lights, 3]], axis=1)
+        ahead = ground_points(bottoms, self.camera, c.head_height)[:, 0] - self.camera.x
+        seen = np.isfinite(ahead)
+        if not seen.any():
+            return None
+        ahead, scores, labels = ahead[seen], scores[lights][seen], labels[lights][seen]
+        nearest = ahead.min()
+        same = ahead <= nearest + SAME_HEAD_M  # the classes of one head, decoded as boxes of their own
+        stop = scores[same & np.isin(labels, self.stop_classes)].max(initial=0.0)
+        go = scores[same & np.isin(labels, self.go_classes)].max(initial=0.0)
+        return float(nearest), bool(stop >= go)
+
+    def update(self, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, speed: float, target: float) -> float:
+        """Advance one step on this frame's detections (:func:`gate_detections` at ``score``: boxes x1 y1 x2 y2
+        in pixels, scores, class indices); the target speed, capped when a stop is planned and the layer is on."""
+        c = self.config
+        travelled = speed * self.dt
+        if self.quiet_left > 0:
+            self.quiet_left -= travelled
+            return target
+        if self.stop_at is not None:
+            self.stop_at -= travelled
+        head = self.nearest_head(boxes, scores, labels)
+        if head is not None:
+            ahead, stop = head
+            if not stop and (self.stop_at is not None or ahead <= c.near_green):  # the car's own head reads green: pass, ignoring the crossing roads' heads
+                self.release(ahead)
+                return target
+            seen = ahead - c.stop_offset
+            if stop and self.stop_at is not None:  # the near head leaves the view first: a head seen farther never moves the stop away
+                self.stop_at = min(self.stop_at, seen)
+            elif stop and speed**2 <= 2 * c.max_decel * max(seen, 1e-3):
+                self.stop_at = seen
+        if self.stop_at is None:
+            return target
+        if speed < STANDING_SPEED and self.stop_at <= 1.0:
+            self.held += 1
+            if self.held > self.hold_steps:
+                self.release(c.stop_offset)
+                return target
+        cap = math.sqrt(2 * c.decel * max(self.stop_at, 0.0))
+        if cap >= target:
+            return target
+        self.capped_steps += 1
+        return cap if c.enabled else target
+
+    def release(self, ahead: float) -> None:
+        """Drop the planned stop and read no heads until the car is ``pass_m`` past the one ``ahead`` metres on."""
+        self.stop_at, self.held = None, 0
+        self.quiet_left = ahead + self.config.pass_m
+
+    def stats(self) -> dict[str, int]:
+        return {"red_light_stop_steps": self.capped_steps}
