@@ -16,10 +16,7 @@ from drivestack.common.checkpoint import model_spec, save_checkpoint
 from drivestack.common.config import load_config, read_yaml, to_dict
 from drivestack.perception.classes import ClassMap
 from drivestack.perception.data.dataset import DrivingDataset
-from drivestack.planning.agents.creep import CreepConfig
-from drivestack.planning.agents.learned import PolicyAgent, TorchDriver
-from drivestack.planning.agents.safety import SafetyConfig
-from drivestack.planning.dagger import DaggerConfig, dagger
+from drivestack.planning.dagger import DaggerConfig, dagger, make_learner
 from drivestack.planning.policy.driving_model import DrivingModelConfig, build_policy_training
 from drivestack.planning.policy.model import PolicyConfig
 from drivestack.sim.interface import RouteSpec
@@ -86,10 +83,8 @@ def test_learner_drives_and_expert_labels_every_frame(reference, models):
     assert len(DrivingDataset(reference.out, [0], ClassMap())) == len(stored) == 20
     # Drive again by hand: every stored record is the expert's label and the learner's applied control.
     entry = plan_episodes(reference)[0]
-    expert, agent = ExpertAgent(), PolicyAgent(TorchDriver(models / "driving.pt"), creep=CreepConfig(enabled=False),
-                                                   safety=SafetyConfig(enabled=False))
+    expert, agent = ExpertAgent(), make_learner(reference)  # the learner DAgger drives, set up for reference.sim
     expert.setup(reference.sim)
-    agent.setup(reference.sim)
     with EmbeddedSimulator(reference.sim) as sim:
         obs = sim.reset(entry.route_seed, RouteSpec(town=entry.town_seed, length=reference.route_length, name=entry.name))
         for frame, record in enumerate(stored):

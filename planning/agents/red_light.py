@@ -127,14 +127,15 @@ class RedLightStop:
         head = self.nearest_head(boxes, scores, labels)
         if head is not None:
             ahead, stop = head
-            if not stop and (self.stop_at is not None or ahead <= c.near_green):  # the car's own head reads green: pass, ignoring the crossing roads' heads
+            if stop:
+                seen = ahead - c.stop_offset
+                if self.stop_at is not None:  # the near head leaves the view first: a head seen farther never moves the stop away
+                    self.stop_at = min(self.stop_at, seen)
+                elif speed**2 <= 2 * c.max_decel * max(seen, 1e-3):
+                    self.stop_at = seen
+            elif self.stop_at is not None or ahead <= c.near_green:  # the car's own head reads green: pass, ignoring the crossing roads' heads
                 self.release(ahead)
                 return target
-            seen = ahead - c.stop_offset
-            if stop and self.stop_at is not None:  # the near head leaves the view first: a head seen farther never moves the stop away
-                self.stop_at = min(self.stop_at, seen)
-            elif stop and speed**2 <= 2 * c.max_decel * max(seen, 1e-3):
-                self.stop_at = seen
         if self.stop_at is None:
             return target
         if speed < STANDING_SPEED and self.stop_at <= 1.0:
