@@ -42,6 +42,9 @@ def test_reads_the_nearest_head_right_of_the_path():
     assert stop.nearest_head(*heads((RED, 20.0, 3.0))) == pytest.approx((20.0, True), abs=1.5)
     assert stop.nearest_head(*heads((GREEN, 12.0, 3.0), (RED, 25.0, 4.0)))[1] is False  # the nearer head decides
     assert stop.nearest_head(*heads((RED, 20.0, -3.0))) is None  # left of the path: another road's
+    # at a corner the car's own head stands right of a crossing road's head seen at an angle
+    assert stop.nearest_head(*heads((RED, 10.0, 2.0), (GREEN, 10.0, 3.5)))[1] is False
+    assert stop.nearest_head(*heads((GREEN, 10.0, 2.0), (RED, 10.0, 3.5)))[1] is True
     assert stop.nearest_head(*heads()) is None
 
 
@@ -56,11 +59,26 @@ def test_stops_short_of_a_red_head_holds_then_lets_go():
     assert speed > 0.5  # hold_s passed: the policy has the car again
 
 
+def test_holds_while_the_head_reads_red_and_goes_when_it_is_no_longer_read():
+    stop = layer(lost_s=2.0)
+    ahead, speed = approach(stop, 30.0, 8.0, RED, steps=100)
+    _, speed = approach(stop, ahead, speed, RED, steps=round(40.0 / DT))
+    assert speed < 0.1  # a 40 s red: still standing (hold_s is 90 s)
+    for _ in range(round(1.5 / DT)):
+        assert stop.update(*heads(), speed=0.0, target=8.0) == 0.0  # the head unread for less than lost_s
+    for _ in range(round(1.0 / DT)):
+        cap = stop.update(*heads(), speed=0.0, target=8.0)
+    assert cap == 8.0  # unread for lost_s: the policy has the car again
+
+
 def test_goes_on_green_and_ignores_the_crossing_heads_in_the_junction():
     stop = layer()
     ahead, speed = approach(stop, 30.0, 8.0, RED, steps=100)
     assert speed < 0.1
-    assert stop.update(*heads((GREEN, ahead, 3.0)), speed=0.0, target=8.0) == 8.0
+    assert stop.update(*heads((GREEN, ahead, 3.0)), speed=0.0, target=8.0) == 0.0  # one frame: could be misread
+    assert stop.update(*heads((RED, ahead, 3.0)), speed=0.0, target=8.0) == 0.0
+    caps = [stop.update(*heads((GREEN, ahead, 3.0)), speed=0.0, target=8.0) for _ in range(3)]
+    assert caps == [0.0, 0.0, 8.0]  # green on confirm_steps frames in a row: the car goes
     ahead, speed = approach(stop, ahead, 0.0, GREEN, steps=40)
     assert speed > 1.0
     assert stop.update(*heads((RED, 9.0, 6.0)), speed=speed, target=8.0) == 8.0  # a crossing road's head, seen from the side
@@ -75,7 +93,19 @@ def test_too_close_to_stop_it_passes_and_disabled_it_only_counts():
     assert speed > 7.0 and counting.stats()["red_light_stop_steps"] > 0
 
 
-@pytest.mark.parametrize("bad", [{"right_of": 1.0}, {"decel": 0.0}, {"hold_s": -1.0}])
+def test_stops_at_the_line_when_the_head_it_passes_turns_red_and_goes_on_when_too_close():
+    stop = layer()
+    ahead, speed = approach(stop, 20.0, 6.0, GREEN, steps=20)  # green from 15 m: passing, watching the head
+    assert speed > 5.0 and stop.passing > 0
+    ahead, speed = approach(stop, ahead, speed, RED, steps=120)
+    assert speed < 0.1 and 1.0 < ahead < 3.0  # stood line_margin (2 m) short of the head, at the line
+    late = layer()
+    ahead, speed = approach(late, 14.0, 8.0, GREEN, steps=10)
+    ahead, speed = approach(late, ahead, speed, RED, steps=40)
+    assert ahead < 0.0 and speed > 5.0  # turned red 10 m short at 8 m/s: the dilemma zone, the car goes on
+
+
+@pytest.mark.parametrize("bad", [{"right_of": 1.0}, {"decel": 0.0}, {"hold_s": -1.0}, {"confirm_steps": 0}])
 def test_bad_settings_are_refused(bad):
     with pytest.raises(ValueError, match="red_light"):
         RedLightConfig(**bad)
