@@ -33,7 +33,7 @@ def check_peak_window(peak_window: int) -> None:
 @dataclass
 class Decoding:
     """How detections are decoded: NMS threshold and candidate cells (``val.decoding``, val-onnx's ``decoding``,
-    the creep gates' and the red-light stop's ``GATE_DECODING``)."""
+    ``planning/agents/gates.py``'s ``GATE_DECODING``)."""
 
     nms_iou: float = NMS_IOU  # (float) class-wise NMS IoU threshold
     peak_window: int = PEAK_WINDOW  # (int) candidate cells are the maxima of this odd window; 1 = every cell, 3 = CenterNet's peaks

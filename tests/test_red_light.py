@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from drivestack.perception.classes import ClassMap
 from drivestack.planning.agents.creep import CreepConfig
-from drivestack.planning.agents.red_light import RedLightConfig, RedLightStop, gate_detections
+from drivestack.planning.agents.gates import gate_detections
+from drivestack.planning.agents.red_light import RedLightConfig, RedLightStop
 from drivestack.planning.agents.safety import SafetyConfig
 from drivestack.sim.settings import CameraConfig, SimConfig, TownConfig
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from drivestack.perception.classes import ClassMap
 from drivestack.perception.tracking.ground import contact_pixels, ground_points
-from drivestack.planning.agents.red_light import gate_detections, light_classes
+from drivestack.planning.agents.gates import gate_detections, light_classes
 from drivestack.sim.conventions import ActorKind
 from drivestack.sim.settings import CameraConfig
 

@@ -22,7 +22,8 @@ from drivestack.perception.tracking.tracker import Track, Tracker, TrackerConfig
 from drivestack.perception.tracking.ttc import tracks_time_to_collision
 from drivestack.perception.visualize import draw_tracks
 from drivestack.planning.agents.creep import CreepConfig, CreepMonitor
-from drivestack.planning.agents.red_light import RedLightStop, gate_detections
+from drivestack.planning.agents.gates import gate_detections
+from drivestack.planning.agents.red_light import RedLightStop
 from drivestack.planning.agents.safety import EmergencyBrake, SafetyConfig
 from drivestack.planning.control import ControllerConfig, WaypointController
 from drivestack.planning.policy.driving_model import INPUTS

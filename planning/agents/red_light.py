@@ -38,21 +38,15 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from drivestack.perception.classes import ClassMap
-from drivestack.perception.postprocess import Decoding, decode_detections
 from drivestack.perception.tracking.ground import ground_points
-from drivestack.sim.conventions import ActorKind, TrafficLightState
+from drivestack.planning.agents.gates import light_classes
 from drivestack.sim.settings import CameraConfig
 
 STANDING_SPEED = 0.1  # m/s: the car stands
 SAME_HEAD_M = 1.5  # m: detections this close in distance to the nearest head are taken as that head
 PASSING_TOLERANCE_M = 3.0  # m: a head this close to where the head being passed should be by now is taken as it
 MOVING_SPEED = 1.0  # m/s: let go on green below this, the car starts on a fresh green and does not watch the head
-
-# CenterNet's 3x3 peaks and NMS 0.6: the creep gates' thresholds were tuned, and the shipped model driven, with them
-GATE_DECODING = Decoding(nms_iou=0.6, peak_window=3)
-
 
 @dataclass
 class RedLightConfig:
@@ -78,22 +72,6 @@ class RedLightConfig:
         for name in ("score", "decel", "max_decel", "hold_s", "lost_s", "near_green", "confirm_steps", "pass_m"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"safety.red_light.{name} must be > 0, got {getattr(self, name)}")
-
-
-def gate_detections(heatmap: np.ndarray, box: np.ndarray, width: int, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Raw outputs of one frame -> boxes (N,4), scores (N,) and class indices (N,) scoring at least
-    ``threshold``, decoded as the perception gates were tuned (:data:`GATE_DECODING`)."""
-    heatmap_t = torch.from_numpy(np.asarray(heatmap, np.float32))
-    boxes, scores, labels = decode_detections(heatmap_t, torch.from_numpy(np.asarray(box, np.float32)), width // heatmap_t.shape[-1],
-                                              threshold, **GATE_DECODING.kwargs())[0]  # fmt: skip
-    return boxes.numpy(), scores.numpy(), labels.numpy()
-
-
-def light_classes(classes: ClassMap) -> tuple[list[int], list[int]]:
-    """Indices of the detection classes that mean stop (red, yellow) and go (green)."""
-    light = [(i, c.light_state) for i, c in enumerate(classes.det) if c.kind == ActorKind.TRAFFIC_LIGHT]
-    stop = [i for i, state in light if state in (TrafficLightState.RED, TrafficLightState.YELLOW)]
-    return stop, [i for i, state in light if state == TrafficLightState.GREEN]
 
 
 class RedLightStop:
