@@ -1,6 +1,7 @@
 """The agent contract, the same on every simulator backend and for every agent, the privileged expert and
 the learned one (as the CARLA leaderboard's AutonomousAgent): ``setup`` at the start of each route or
-episode, ``sensors`` to say which cameras it reads, ``run_step`` every frame, ``destroy`` at the end;
+episode, ``sensors`` to say which cameras it reads (``reads_truth`` whether it reads more than their RGB images),
+``run_step`` every frame, ``destroy`` at the end;
 ``__call__`` times each step. The route runner, the recorder and DAgger all drive agents through it."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 import numpy as np
-from drivestack.sim.interface import Observation, VehicleControl
+from drivestack.sim.interface import RGB_ONLY, Observation, VehicleControl
 from drivestack.sim.settings import SimConfig
 
 
@@ -42,6 +43,11 @@ class Agent(ABC):
         not be rendered."""
         return []
 
+    def reads_truth(self) -> bool:
+        """Whether the agent reads its cameras' truth (semantic, depth and instance images, 2D boxes) as well as
+        their RGB images; the steps of an agent that does not render RGB alone (:func:`render_mode`)."""
+        return True
+
     @abstractmethod
     def run_step(self, obs: Observation) -> VehicleControl:
         """Controls for this frame."""
@@ -62,3 +68,11 @@ class Agent(ABC):
         control = self.run_step(obs)
         self.step_ms.append(1000.0 * (time.perf_counter() - start))
         return control
+
+
+def render_mode(agent: Agent) -> bool | str:
+    """What each step renders for ``agent`` (``Simulator.step``'s ``render``): nothing for an agent without
+    cameras, RGB alone for one that reads no truth, all the images otherwise."""
+    if not agent.sensors():
+        return False
+    return True if agent.reads_truth() else RGB_ONLY

@@ -16,6 +16,8 @@ import numpy as np
 from drivestack.sim.camera import Pose
 from drivestack.sim.conventions import ActorKind, RoadOption, TrafficLightState
 
+RGB_ONLY = "rgb"  # Simulator.step(control, render=RGB_ONLY): each camera's RGB image, no truth images or boxes
+
 
 class SimulatorError(RuntimeError):
     """A simulator that cannot go on (lost connection, missing sensor frame, bad route...)."""
@@ -71,13 +73,14 @@ class Box2D:
 
 @dataclass
 class CameraFrame:
-    """One camera's outputs for one frame; every array is HxW and aligned pixel for pixel."""
+    """One camera's outputs for one frame; every array is HxW and aligned pixel for pixel. A step rendered
+    with ``render=RGB_ONLY`` may leave the truth out: ``semantic``, ``depth`` and ``instance`` None, no boxes."""
 
     name: str
     rgb: np.ndarray  # uint8 HxWx3
-    semantic: np.ndarray  # uint8 HxW, CARLA tag ids
-    depth: np.ndarray  # float32 HxW, metres along the optical axis (1000 for sky)
-    instance: np.ndarray  # uint16 HxW, actor id or 0
+    semantic: np.ndarray | None  # uint8 HxW, CARLA tag ids
+    depth: np.ndarray | None  # float32 HxW, metres along the optical axis (1000 for sky)
+    instance: np.ndarray | None  # uint16 HxW, actor id or 0
     K: np.ndarray  # 3x3 intrinsics
     camera_to_world: np.ndarray  # 4x4
     boxes: list[Box2D]
@@ -162,8 +165,9 @@ class Simulator(ABC):
         """Start an episode: traffic and appearance from ``seed``, the given route (or a random one)."""
 
     @abstractmethod
-    def step(self, control: VehicleControl, render: bool = True) -> Observation:
-        """Apply ``control`` for one fixed time step. ``render=False`` skips the cameras."""
+    def step(self, control: VehicleControl, render: bool | str = True) -> Observation:
+        """Apply ``control`` for one fixed time step. ``render=False`` skips the cameras; ``render=RGB_ONLY``
+        asks only for their RGB images (a backend may give the truth too)."""
 
     def top_down_map(self, trail: np.ndarray, marks: Sequence[tuple[str, float, float]] = (), size: int = 900) -> np.ndarray | None:
         """The town seen from above with the route, ``trail`` ((N, 2) world x, y driven), start, route end, where

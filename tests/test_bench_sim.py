@@ -14,7 +14,7 @@ def test_bench_sim_expert_writes_simulator_rates(tmp_path, capsys):
     assert main(["bench-sim", *SMALL, f"out={tmp_path}"]) == 0
     report = json.loads((tmp_path / "bench_sim.json").read_text())
     assert report["config"]["agent"] == "expert" and report["actors"] == 30
-    for mode in ("step_render", "step_only"):
+    for mode in ("step_render", "step_render_rgb", "step_only"):
         assert set(report["results"][mode]) == {"steps_per_s", "ms_per_step", "cpu_steps_per_s"}
         assert report["results"][mode]["steps_per_s"] > 0
     assert "step + render" in capsys.readouterr().out

@@ -3,13 +3,15 @@
 import math
 
 import numpy as np
+import pytest
 from drivestack.planning.agents.expert import ExpertAgent
+from drivestack.sim.agent import render_mode
 from drivestack.sim.camera import project
 from drivestack.sim.conventions import ActorKind, RoadOption, Tag, TrafficLightState
 from drivestack.sim.embedded.backend import EmbeddedSimulator
 from drivestack.sim.embedded.traffic import Npc, Walker
 from drivestack.sim.geometry import Polyline
-from drivestack.sim.interface import RouteSpec, VehicleControl
+from drivestack.sim.interface import RGB_ONLY, RouteSpec, VehicleControl
 
 from tests.conftest import small_sim_config
 
@@ -31,6 +33,37 @@ def test_same_seed_and_controls_give_identical_frames(sim_config):
             frames.append((cam.rgb.tobytes(), cam.semantic.tobytes(), cam.depth.tobytes(), cam.instance.tobytes(),
                            [b.as_list() + [b.actor_id] for b in cam.boxes], obs.ego.pose))
     assert frames[0] == frames[1]
+
+
+def test_rgb_only_steps_give_the_same_frames_without_the_truth():
+    """render=RGB_ONLY: the RGB images and the episode of full renders, no truth images or boxes; other values are refused."""
+    sim_config, runs = small_sim_config(vehicles=20), []
+    for render in (True, RGB_ONLY):
+        with EmbeddedSimulator(sim_config) as sim:
+            expert = ExpertAgent()
+            expert.setup(sim_config)
+            obs = sim.reset(seed=0, route=RouteSpec(town=0, length=150))
+            frames, boxes = [], 0
+            for _ in range(30):
+                obs = sim.step(expert.run_step(obs), render=render)
+                frames.append((obs.cameras["front"].rgb.tobytes(), obs.ego.pose))
+                boxes += len(obs.cameras["front"].boxes)
+            runs.append((frames, boxes, obs.cameras["front"]))
+            with pytest.raises(ValueError, match="render must be"):
+                sim.step(VehicleControl(), render="semantic")
+    (full, full_boxes, full_cam), (alone, alone_boxes, alone_cam) = runs
+    assert full == alone
+    assert full_boxes > 0 and alone_boxes == 0 and full_cam.semantic is not None
+    assert alone_cam.semantic is None and alone_cam.depth is None and alone_cam.instance is None
+
+
+def test_each_step_renders_what_the_agent_reads():
+    class ReadsLabels(ExpertAgent):
+        def sensors(self) -> list[str]:
+            return ["front"]
+
+    assert render_mode(ExpertAgent()) is False  # ground truth only: nothing rendered
+    assert render_mode(ReadsLabels()) is True  # an agent reads all the images unless it says otherwise
 
 
 def test_different_seeds_give_different_episodes(embedded):

@@ -195,6 +195,22 @@ def test_outputs_agree_pixel_for_pixel(renderer):
         assert d.min() >= corner_depth.min() - 0.01 and d.max() <= corner_depth.max() + 0.01
 
 
+def test_rgb_alone_is_the_rgb_of_all_the_images(renderer):
+    """Rendered without truth, a view has the same RGB pixels and no truth images; a full render after it
+    draws the truth afresh."""
+    scene = random_scene(40, seed=3)
+    first, second = Pose(z=1.6, yaw=3.0).matrix(), Pose(x=4.0, z=1.6, yaw=-20.0).matrix()
+    render_one(renderer, first, scene)
+    alone = renderer.render([second], scene, SUN, truth=False)[0]
+    assert alone.semantic is None and alone.instance is None and alone.depth is None
+    rgb_alone = alone.rgb.copy()
+    rgb, sem, inst, depth = render_one(renderer, second, scene)
+    assert np.array_equal(rgb_alone, rgb)
+    covered = inst != 0
+    assert covered.sum() > 1000 and (sem[covered] == scene.tag[inst[covered] - 1]).all()
+    assert ((sem == Tag.SKY) == (depth == 1000.0)).all()
+
+
 def test_render_is_deterministic(renderer):
     pose = Pose(x=-3.0, z=1.6, yaw=10.0).matrix()
     scene = random_scene(60, seed=2)

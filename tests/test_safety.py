@@ -8,6 +8,8 @@ import pytest
 from drivestack.perception.tracking.tracker import Track
 from drivestack.planning.agents.creep import CreepConfig
 from drivestack.planning.agents.safety import EmergencyBrake, SafetyConfig
+from drivestack.sim.agent import render_mode
+from drivestack.sim.interface import RGB_ONLY
 from drivestack.sim.settings import SimConfig, TownConfig
 
 from tests.test_creep import VEHICLE, NeverBrakes, outputs_with
@@ -58,11 +60,12 @@ def test_the_learned_agent_stops_short_of_a_car_its_policy_drives_into(enabled):
     driver = DrivesTowardAStandingCar(25.0, config.dt)
     agent = PolicyAgent(driver, creep=CreepConfig(enabled=False), safety=SafetyConfig(enabled=enabled))
     agent.setup(config)
+    assert render_mode(agent) == RGB_ONLY  # it drives on RGB alone, as `drive` renders for it
     with EmbeddedSimulator(config) as sim:
         obs = sim.reset(0, RouteSpec(town=6000, length=100))
         top_speed = 0.0
         while driver.x > 2.4 and obs.time < 8.0:  # 2.4 m: the car's front bumper reaches the standing car
-            obs = sim.step(agent(obs))
+            obs = sim.step(agent(obs), render=RGB_ONLY)
             top_speed = max(top_speed, obs.ego.speed)
             if obs.ego.speed < 0.1 and top_speed > 5.0:
                 break

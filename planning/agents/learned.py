@@ -129,6 +129,9 @@ class PolicyAgent(Agent):
     def sensors(self) -> list[str]:
         return [self.camera]
 
+    def reads_truth(self) -> bool:
+        return False  # its network reads the RGB image alone
+
     def setup(self, sim_config: SimConfig) -> None:
         check_camera(self.driver.meta, sim_config, self.camera, self.driver.source)
         self.controller = WaypointController(self.controller_config, sim_config.dt)

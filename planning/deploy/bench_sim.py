@@ -1,5 +1,5 @@
-"""Benchmark the embedded simulator (``agent=expert``: steps per second with and without rendering, the expert's
-time left out) or the closed loop that drives (``agent=policy``: simulator + the learned agent on the fused ONNX
+"""Benchmark the embedded simulator (``agent=expert``: steps per second rendering every image, the RGB image alone
+and nothing, the expert's time left out) or the closed loop that drives (``agent=policy``: simulator + the learned agent on the fused ONNX
 graph, as ``drivestack drive agent=policy`` runs it; frames per second and the split of each step)."""
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ from drivestack.common.io import ensure_writable, write_json_atomic
 from drivestack.planning.deploy.bench import summarize
 from drivestack.planning.deploy.runtime import EngineConfig
 from drivestack.planning.predict import SHIPPED_MODEL
-from drivestack.sim.interface import Observation, RouteSpec
+from drivestack.sim.agent import render_mode
+from drivestack.sim.interface import RGB_ONLY, Observation, RouteSpec
 from drivestack.sim.settings import SimConfig, TrafficConfig
 
 SPLIT = ("sim_step", "render", "inference", "postprocess_control")  # closed loop: where a step's time goes
+MODES = {"step_render": (True, "step + render"), "step_render_rgb": (RGB_ONLY, "step + RGB"), "step_only": (False, "step only")}  # simulator: what each timed step renders
 
 
 @dataclass
@@ -44,7 +46,7 @@ def _next_episode(sim, agent, obs: Observation) -> Observation:
     return obs
 
 
-def _simulator_rates(sim, agent, obs: Observation, steps: int, render: bool) -> tuple[dict, Observation]:
+def _simulator_rates(sim, agent, obs: Observation, steps: int, render: bool | str) -> tuple[dict, Observation]:
     """Steps per second inside ``sim.step`` (the agent's time left out), by the wall clock and by the CPU time of
     this thread (which on a shared machine leaves out the time other processes held the core)."""
     wall = cpu = 0.0
@@ -59,13 +61,15 @@ def _simulator_rates(sim, agent, obs: Observation, steps: int, render: bool) -> 
 
 
 def _closed_loop(sim, agent, obs: Observation, steps: int) -> tuple[dict, Observation]:
-    """Frames per second of the loop agent -> simulator step with rendering, and the split of each step."""
+    """Frames per second of the loop agent -> simulator step rendering what the agent reads (as ``drive`` does),
+    and the split of each step."""
     ms = {k: np.zeros(steps) for k in (*SPLIT, "loop")}
     wall = 0.0
+    render = render_mode(agent)
     for i in range(steps):
         t0 = time.perf_counter()
         control = agent(obs)
-        obs = sim.step(control, render=True)
+        obs = sim.step(control, render=render)
         ms["loop"][i] = 1000 * (time.perf_counter() - t0)
         wall += ms["loop"][i] / 1000
         ms["sim_step"][i], ms["render"][i] = sim.timings_ms["step"], sim.timings_ms["render"]
@@ -96,9 +100,9 @@ def bench_sim(config: BenchSimConfig) -> int:
         if policy:
             results, obs = _closed_loop(sim, agent, obs, config.steps)
         else:
-            rendered, obs = _simulator_rates(sim, agent, obs, config.steps, render=True)
-            physics, obs = _simulator_rates(sim, agent, obs, config.steps, render=False)
-            results = {"step_render": rendered, "step_only": physics}
+            results = {}
+            for name, (render, _) in MODES.items():
+                results[name], obs = _simulator_rates(sim, agent, obs, config.steps, render)
     write_json_atomic(out / "bench_sim.json", {"config": asdict(config), "actors": actors, "cores": where, "results": results})
     print(f"embedded simulator, {actors} actors, cameras: {cams}, {where}")
     if policy:
@@ -106,7 +110,7 @@ def bench_sim(config: BenchSimConfig) -> int:
         for k in (*SPLIT, "loop"):
             print(f"  {k:<20}: p50 {results['ms'][k]['p50']:6.2f} ms, p90 {results['ms'][k]['p90']:6.2f} ms")
     else:
-        for name, label in (("step_render", "step + render"), ("step_only", "step only")):
+        for name, (_, label) in MODES.items():
             r = results[name]
             print(f"  {label:<14}: {r['steps_per_s']:8.1f} steps/s ({r['ms_per_step']:.2f} ms/step; "
                   f"{r['cpu_steps_per_s']:.1f} steps/s of CPU time)")  # fmt: skip

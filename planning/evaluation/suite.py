@@ -18,7 +18,7 @@ from drivestack.common.parallel import RayConfig, TaskError, in_ray_task, run_ta
 from drivestack.planning.evaluation.leaderboard import write_leaderboard
 from drivestack.planning.evaluation.metrics import RouteResult, RouteScorer, Summary, route_timeout, summarize
 from drivestack.sim import make_simulator
-from drivestack.sim.agent import Agent, AgentDebug
+from drivestack.sim.agent import Agent, AgentDebug, render_mode
 from drivestack.sim.interface import RouteSpec
 from drivestack.sim.settings import SimConfig, TrafficConfig
 from tqdm import tqdm
@@ -137,7 +137,8 @@ def drive_route(
     progress: Callable[..., Any] | None = None,
     trace: Path | None = None,
 ) -> RouteResult:
-    """Drive one route with ``agent``; render only when the agent needs cameras or a video is written.
+    """Drive one route with ``agent``; render what the agent reads (:func:`~drivestack.sim.agent.render_mode`), or
+    everything when a video is written.
     ``progress``: a tqdm-like class; a bar of it counts the metres of the route done (``tqdm``, or Ray's
     ``tqdm_ray`` in a Ray task). With ``trace``, write the per-step trace (CSV and plot,
     :mod:`drivestack.planning.evaluation.trace`) there."""
@@ -145,7 +146,7 @@ def drive_route(
     from drivestack.sim.visualize import VideoWriter, render_frame
 
     config = route_sim_config(sim_config, route)
-    render = bool(agent.sensors()) or video is not None
+    render = True if video is not None else render_mode(agent)
     trail = []
     with make_simulator(config) as sim, VideoWriter(video, fps=10) if video else _NoVideo() as writer:
         obs = sim.reset(route.seed, RouteSpec(town=route.town, waypoints=route.waypoints, length=route.length, name=route.name))

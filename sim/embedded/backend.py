@@ -23,6 +23,7 @@ from drivestack.sim.embedded.vehicle import BicycleState, VehicleParams, step_bi
 from drivestack.sim.embedded.visible_boxes import visible_boxes
 from drivestack.sim.geometry import resample, to_local
 from drivestack.sim.interface import (
+    RGB_ONLY,
     ActorState,
     CameraFrame,
     EgoState,
@@ -97,9 +98,11 @@ class EmbeddedSimulator(Simulator):
         sky = tuple(int(v) for v in np.clip(np.array((135, 180, 230)) * rng.uniform(0.8, 1.1), 0, 255))
         return Lighting(sun_direction=sun, brightness=float(rng.uniform(*a.brightness)), sky_rgb=sky)
 
-    def step(self, control: VehicleControl, render: bool = True) -> Observation:
+    def step(self, control: VehicleControl, render: bool | str = True) -> Observation:
         if self.town is None:
             raise RuntimeError("call reset() before step()")
+        if render not in (True, False, RGB_ONLY):
+            raise ValueError(f"render must be True, False or {RGB_ONLY!r}, got {render!r}")
         start = time.perf_counter()
         self.timings_ms["render"] = 0.0
         self.ego = step_bicycle(self.ego, control, self.dt, self.params)
@@ -163,7 +166,7 @@ class EmbeddedSimulator(Simulator):
     def light_states(self) -> list[TrafficLightState]:
         return [self.town.light_state(l.junction, l.arm, self.time) for l in self.town.lights]
 
-    def _observe(self, render: bool, events) -> Observation:
+    def _observe(self, render: bool | str, events) -> Observation:
         ego = self.ego
         pose = Pose(ego.x, ego.y, 0.0, 0.0, 0.0, math.degrees(ego.yaw))
         idx = self.monitor.progress_index
@@ -174,7 +177,7 @@ class EmbeddedSimulator(Simulator):
         return Observation(
             frame=self.frame,
             time=self.time,
-            cameras=self._render(pose, self.light_states()) if render else {},
+            cameras=self._render(pose, self.light_states(), truth=render is True) if render else {},
             ego=EgoState(pose=pose, speed=ego.speed, acceleration=ego.acceleration, extent=self.params.extent),
             route=local.astype(np.float32),
             command=command,
@@ -245,7 +248,8 @@ class EmbeddedSimulator(Simulator):
         facing = (to_camera * self._scene.light_facing).sum(axis=1) > LAMP_VIEW_COS * np.hypot(*to_camera.T)
         return {light.actor_id: state for light, state, seen in zip(self.town.lights, states, facing) if seen}
 
-    def _render(self, pose: Pose, states: list[TrafficLightState]) -> dict[str, CameraFrame]:
+    def _render(self, pose: Pose, states: list[TrafficLightState], truth: bool) -> dict[str, CameraFrame]:
+        """Every camera's images, with the truth (semantic, depth, instance, 2D boxes) or RGB alone."""
         start = time.perf_counter()
         scene = self._scene
         static = scene.boxes
@@ -253,10 +257,14 @@ class EmbeddedSimulator(Simulator):
         boxes = BoxInstances.concat([static, self.dynamic_boxes()])
         ego_m = pose.matrix()
         mounts = [ego_m @ Pose(c.x, c.y, c.z, c.roll, c.pitch, c.yaw).matrix() for c in self.config.cameras]
-        views = self._renderer.render(mounts, boxes, self.lighting)
+        views = self._renderer.render(mounts, boxes, self.lighting, truth)
         frames = {}
         for cam, m, view in zip(self.config.cameras, mounts, views):
             K = intrinsics(cam.width, cam.height, cam.fov)
+            if not truth:
+                frames[cam.name] = CameraFrame(name=cam.name, rgb=view.rgb.copy(), semantic=None, depth=None, instance=None,
+                                               K=K, camera_to_world=m, boxes=[])  # fmt: skip
+                continue
             instance = view.instance.copy()
             boxes2d = visible_boxes(instance, boxes, m, K, self.config.min_box_pixels, self._facing_states(m, states))
             frames[cam.name] = CameraFrame(name=cam.name, rgb=view.rgb.copy(), semantic=view.semantic.copy(),
