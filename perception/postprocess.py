@@ -16,7 +16,6 @@ from typing import Mapping
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from drivestack.perception.losses import cell_boxes
 from torchvision.ops import batched_nms
 
@@ -70,6 +69,21 @@ def _tensor(x: torch.Tensor | np.ndarray) -> torch.Tensor:
     return x if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))
 
 
+def window_max(x: torch.Tensor, window: int) -> torch.Tensor:
+    """The maximum over each cell's ``window`` x ``window`` neighbourhood of a (B,C,h,w) map, cells outside the
+    map left out: what ``F.max_pool2d(x, window, stride=1, padding=window // 2)`` gives, bit for bit, as a
+    running maximum of shifted slices along each axis in turn (several times faster on the CPU for the
+    few-channel heatmaps decoded each frame of a drive)."""
+    out = x
+    for dim in (-1, -2):
+        cols, n = out.clone(), out.shape[dim]
+        for shift in range(1, min(window // 2, n - 1) + 1):
+            torch.maximum(cols.narrow(dim, shift, n - shift), out.narrow(dim, 0, n - shift), out=cols.narrow(dim, shift, n - shift))
+            torch.maximum(cols.narrow(dim, 0, n - shift), out.narrow(dim, shift, n - shift), out=cols.narrow(dim, 0, n - shift))
+        out = cols
+    return out
+
+
 def decode_detections(
     heatmap: torch.Tensor, box: torch.Tensor, stride: int, score_threshold: float = 0.3, nms_iou: float = NMS_IOU,
     top_k: int = 100, max_detections: int = 50, peak_window: int = PEAK_WINDOW,
@@ -83,7 +97,7 @@ def decode_detections(
     check_peak_window(peak_window)
     scores = heatmap.float().sigmoid()
     if peak_window > 1:
-        scores = scores * (F.max_pool2d(scores, peak_window, stride=1, padding=peak_window // 2) == scores)
+        scores = scores * (window_max(scores, peak_window) == scores)
     batch, classes, h, w = scores.shape
     boxes = cell_boxes(box.float(), stride).flatten(2)  # (B,4,h*w)
     top_scores, top_index = scores.flatten(1).topk(min(top_k, classes * h * w), dim=1)

@@ -11,7 +11,7 @@ from drivestack.perception.classes import ClassMap
 from drivestack.perception.data.dataset import DrivingDataset, collate
 from drivestack.perception.losses import detection_targets, heatmap_prior_loss
 from drivestack.perception.models.multitask import DET_STRIDE, ModelConfig, build_multitask
-from drivestack.perception.postprocess import decode_detections, postprocess
+from drivestack.perception.postprocess import decode_detections, postprocess, window_max
 from perception_helpers import recorded_dataset, tiny_model_config
 
 
@@ -114,6 +114,15 @@ def test_adjacent_small_objects_survive_the_default_decoding_but_not_peak_poolin
     assert pooled[0][:, 0].tolist() == [28.0]
     with pytest.raises(ValueError, match="peak_window"):
         decode_detections(heatmap, box, DET_STRIDE, peak_window=2)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 5, 7), (1, 1, 1, 1), (1, 2, 2, 9), (1, 5, 40, 80)])
+@pytest.mark.parametrize("window", [1, 3, 5, 9])
+def test_window_max_is_max_pooling_bit_for_bit(shape, window):
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(window))
+    x[x > 0.8] = 0.8  # ties, as an INT8 graph's few distinct heatmap values give
+    pooled = torch.nn.functional.max_pool2d(x, window, stride=1, padding=window // 2)
+    assert torch.equal(window_max(x, window), pooled)
 
 
 def test_onnx_export_runs_with_the_same_postprocessing(tmp_path):
