@@ -13,9 +13,9 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from drivestack.planning.agents.red_light import STANDING_SPEED
 from drivestack.planning.evaluation.trace import NEAR_LIGHT_M
 
-STANDING_SPEED = 0.1  # m/s: the car stands (as the creep rule and the red-light stop count it)
 EXPERT_GOES = 1.0  # m/s: the expert's target speed above which it counts as moving on
 HOLDERS = ("red-light stop", "emergency brake", "policy brake", "policy target speed")
 
@@ -67,8 +67,9 @@ def read_stops(folder: str | Path, min_s: float = 20.0) -> list[Stop]:
             if row is not None and float(row["speed"]) < STANDING_SPEED:
                 spell.append(row)
                 continue
-            if spell and float(spell[-1]["time"]) - float(spell[0]["time"]) >= min_s:
-                stops.append(_spell(path.stem, spell))
+            stop = _spell(path.stem, spell) if spell else None
+            if stop is not None and stop.duration >= min_s:
+                stops.append(stop)
             spell = []
     return stops
 
