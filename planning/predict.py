@@ -17,7 +17,7 @@ from drivestack.perception.classes import ClassMap, classes_from_meta
 from drivestack.perception.postprocess import Prediction, postprocess
 from drivestack.perception.visualize import draw_policy
 from drivestack.planning.agents.creep import CreepConfig
-from drivestack.planning.agents.learned import OnnxDriver, PolicyAgent, TorchDriver, brake_probability
+from drivestack.planning.agents.learned import BRAKE_THRESHOLD, OnnxDriver, PolicyAgent, TorchDriver, brake_probability
 from drivestack.planning.agents.safety import SafetyConfig
 from drivestack.planning.deploy.runtime import EngineConfig
 from drivestack.sim.conventions import RoadOption
@@ -32,7 +32,7 @@ class Results:
     image: np.ndarray  # (H, W, 3) uint8 RGB, the frame it saw
     outputs: dict[str, np.ndarray]  # the network's outputs, batch of one
     classes: ClassMap
-    brake_threshold: float = 0.5
+    brake_threshold: float = BRAKE_THRESHOLD
 
     @cached_property
     def prediction(self) -> Prediction:

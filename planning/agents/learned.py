@@ -32,6 +32,8 @@ from drivestack.sim.interface import Observation, VehicleControl
 from drivestack.sim.settings import SimConfig
 from drivestack.sim.visualize import box_color
 
+BRAKE_THRESHOLD = 0.5  # brake probability above which the learned agent's target speed is 0
+
 
 class ModelMismatchError(InputError):
     """A model file that does not fit the simulator config (camera size, kind of model)."""
@@ -115,7 +117,7 @@ class PolicyAgent(Agent):
     The tracker's ego-motion compensation reads the speed and the compass (the pose's yaw)."""
 
     def __init__(self, driver: TorchDriver | OnnxDriver, camera: str = "front", controller: ControllerConfig | None = None,
-                 brake_threshold: float = 0.5, creep: CreepConfig | None = None, tracker: TrackerConfig | None = None,
+                 brake_threshold: float = BRAKE_THRESHOLD, creep: CreepConfig | None = None, tracker: TrackerConfig | None = None,
                  safety: SafetyConfig | None = None):  # fmt: skip
         super().__init__()
         self.driver, self.camera = driver, camera

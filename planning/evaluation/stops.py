@@ -13,11 +13,14 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from drivestack.planning.agents.learned import BRAKE_THRESHOLD
 from drivestack.planning.agents.red_light import STANDING_SPEED
 from drivestack.planning.evaluation.trace import NEAR_LIGHT_M
+from drivestack.sim.conventions import TrafficLightState
 
 EXPERT_GOES = 1.0  # m/s: the expert's target speed above which it counts as moving on
 HOLDERS = ("red-light stop", "emergency brake", "policy brake", "policy target speed")
+STOP_LIGHTS = (TrafficLightState.RED.name, TrafficLightState.YELLOW.name)  # as the trace writes the light's state
 
 
 @dataclass
@@ -42,7 +45,7 @@ def _holder(row: dict[str, str]) -> str:
         return HOLDERS[0]
     if row["emergency_brake"] == "True":
         return HOLDERS[1]
-    if float(row["brake_probability"]) > 0.5:  # nan (agents without a brake output) compares False
+    if float(row["brake_probability"]) > BRAKE_THRESHOLD:  # nan (agents without a brake output) compares False
         return HOLDERS[2]
     return HOLDERS[3]
 
@@ -52,7 +55,7 @@ def _spell(route: str, rows: list[dict[str, str]]) -> Stop:
     dt = (end - start) / max(len(rows) - 1, 1)
     holder = Counter(_holder(r) for r in rows).most_common(1)[0][0]
     share = lambda ok: sum(1 for r in rows if ok(r)) / len(rows)  # noqa: E731
-    return Stop(route, start, end - start + dt, holder, share(lambda r: r["light"] in ("RED", "YELLOW") and float(r["light_distance"]) < NEAR_LIGHT_M),
+    return Stop(route, start, end - start + dt, holder, share(lambda r: r["light"] in STOP_LIGHTS and float(r["light_distance"]) < NEAR_LIGHT_M),
                 share(lambda r: float(r["expert_target_speed"]) > EXPERT_GOES))  # fmt: skip
 
 
