@@ -117,3 +117,40 @@ def test_walkers_do_not_walk_into_a_standing_car(monkeypatch):
     assert walked > 8.0  # past where the car stood (6 m to its centre line) once it left
     monkeypatch.setattr(traffic, "WALKER_LOOK_M", ())
     assert walker_crossing_behind(ego_drives_off_s=5.0)[0] > 0
+
+
+def slow_walker_at_a_wide_crosswalk() -> tuple[float, float, float]:
+    """A walker waiting at the longest crosswalk of a town's lit junctions, slow enough (1 m/s) that half its
+    crossing takes longer than the pedestrian phase (the walker that held the expert for good on
+    generated-validation route v003, beside its route at a right turn). Returns the crosswalk's length, the
+    light cycle and how far the walker has walked after one cycle with no vehicle about."""
+    config = SimConfig(cameras=[CameraConfig("front", 32, 16)], traffic=TrafficConfig(vehicles=0, pedestrians=1))
+    with EmbeddedSimulator(config) as sim:
+        sim.reset(0, RouteSpec(town=4000, length=100.0))
+        town, tr = sim.town, sim.traffic
+        walker = tr.walkers[0]
+        nodes = [(s.id, end) for s in town.sidewalks for end in (0, 1)]
+        nodes = [n for n in nodes if town.junctions[tr._node_junction(n)].lit]
+        length = {n: float(np.hypot(*(tr._node_point(n) - tr._node_point((tr._other_side(n[0]), n[1]))))) for n in nodes}
+        node = max(nodes, key=length.get)
+        jid = tr._node_junction(node)
+        walker.node, walker.speed, walker.at_junction_next = node, 1.0, True
+        tr.rng = np.random.default_rng(0)
+        while True:  # the junction chooses to cross or round the corner at random: retry until it crosses
+            tr._next_leg(walker, 0.0)
+            if walker.crossing:
+                break
+            walker.node, walker.at_junction_next = node, True
+        cycle = (config.traffic.green_s + config.traffic.yellow_s + config.traffic.all_red_s) * len(town.junctions[jid].roads)
+        cycle += config.traffic.pedestrian_phase_s
+        for k in range(int(cycle / config.dt) + 1):
+            tr.step_walkers(config.dt, k * config.dt, np.zeros((0, 5)))
+        return length[node], cycle, walker.s
+
+
+def test_a_slow_walker_crosses_a_wide_road_within_a_light_cycle():
+    """Before, a walker started across only while half its crossing time was left in the 6 s pedestrian phase,
+    which on a 17 m crosswalk at 1 m/s never is: it stood at the kerb for good, and the expert with it."""
+    length, cycle, walked = slow_walker_at_a_wide_crosswalk()
+    assert 0.5 * length / 1.0 > 6.0  # the case that waited for good
+    assert walked > 1.0, f"waited {cycle:.0f} s at a {length:.0f} m crosswalk"

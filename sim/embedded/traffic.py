@@ -235,9 +235,7 @@ class Traffic:
         blocked = self._vehicle_ahead(vehicles)
         for w, stand in zip(self.walkers, blocked):
             if w.waiting:
-                jid = self._node_junction(w.node)
-                if self.town.pedestrian_walk_time(jid, t) > 0.5 * w.leg.length / w.speed:
-                    w.waiting = False
+                w.waiting = not self._may_cross(w, self._node_junction(w.node), t)
                 continue
             if not w.crossing and w.at_junction_next and self.rng.random() < self.jaywalk_rate * dt:
                 self._jaywalk(w)
@@ -248,6 +246,13 @@ class Traffic:
             if w.s >= w.leg.length:
                 self._next_leg(w, t)
             w.x, w.y, w.yaw = w.leg.at(w.s)
+
+    def _may_cross(self, w: Walker, junction: int, t: float) -> bool:
+        """Whether a walker at a crosswalk of ``junction`` starts across now: in the pedestrian phase, while half its
+        crossing time is left, or in the phase's first half where a crossing takes longer than the phase (a
+        slow walker on a wide road would otherwise wait for good, and the cars that yield to it with it)."""
+        left = self.town.pedestrian_walk_time(junction, t)
+        return left > min(0.5 * w.leg.length / w.speed, 0.5 * self.town.traffic.pedestrian_phase_s)
 
     def _vehicle_ahead(self, vehicles: np.ndarray) -> np.ndarray:
         """(W,) whether each walker's box, moved WALKER_LOOK_M ahead, overlaps a vehicle's box (the overlap that the
@@ -289,7 +294,7 @@ class Traffic:
             target = (self._other_side(w.node[0]), w.node[1])
             self._set_leg(w, np.array([self._node_point(w.node), self._node_point(target)]), target,
                           crossing=True, at_junction_next=False)
-            w.waiting = self.town.pedestrian_walk_time(jid, t) <= 0.5 * w.leg.length / w.speed
+            w.waiting = not self._may_cross(w, jid, t)
             return
         target = self._corner_neighbour(w.node, jid)
         points = np.array([self._node_point(w.node), self._corner_point(w.node, target), self._node_point(target)])
