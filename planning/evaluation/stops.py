@@ -1,5 +1,5 @@
 """Long stops of a drive, read from its per-step traces (``drivestack drive traces=true``): each spell the car
-stood still, who held it (the red-light stop, the emergency brake, the policy's brake, or the policy's target
+stood still, who held it (the red-light stop, the emergency brake, the policy's brake, or the agent's own target
 speed), the light it stood at and how much of the time the expert, given the same observations, asked for a
 speed above 1 m/s (``drivestack failures`` prints them when the run has traces).
 
@@ -19,7 +19,7 @@ from drivestack.planning.evaluation.trace import NEAR_LIGHT_M
 from drivestack.sim.conventions import TrafficLightState
 
 EXPERT_GOES = 1.0  # m/s: the expert's target speed above which it counts as moving on
-HOLDERS = ("red-light stop", "emergency brake", "policy brake", "policy target speed")
+HOLDERS = ("red-light stop", "emergency brake", "policy brake", "target speed")
 STOP_LIGHTS = (TrafficLightState.RED.name, TrafficLightState.YELLOW.name)  # as the trace writes the light's state
 
 
