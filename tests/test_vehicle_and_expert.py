@@ -1,12 +1,16 @@
 """Ego dynamics, the waypoint controller, and the expert driving whole routes."""
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from drivestack.planning.agents.expert import ExpertAgent
 from drivestack.planning.control import ControllerConfig, WaypointController
+from drivestack.sim.conventions import TrafficLightState
 from drivestack.sim.embedded.vehicle import BicycleState, VehicleParams, step_bicycle
-from drivestack.sim.interface import RouteSpec, VehicleControl
+from drivestack.sim.interface import RouteSpec, TrafficLightInfo, VehicleControl
+from drivestack.sim.settings import SimConfig
 
 P = VehicleParams()
 
@@ -92,3 +96,16 @@ def test_expert_verb_records_each_route_and_resumes(tmp_path, sim_config, capsys
     assert evaluate_expert(config) == 0  # resumes: nothing is driven again
     assert [p.stat().st_mtime_ns for p in records] == before
     assert "routes 2: driving score" in capsys.readouterr().out
+
+
+def test_expert_standing_at_the_line_stays_on_yellow():
+    """Generated-test route t090: the expert stood 1.6 m before the line (held by a walker) when the light turned
+    yellow, took 'a firm stop no longer fits' for true (it measured to its stopping point 2 m before the line),
+    drove off and crossed on red. Standing, it stays; at speed near the line, it goes."""
+    expert = ExpertAgent()
+    expert.setup(SimConfig())
+    ego = SimpleNamespace(extent=P.extent)
+    standing = SimpleNamespace(traffic_light=TrafficLightInfo(TrafficLightState.YELLOW, P.extent[0] + 1.6, actor_id=1), ego=ego)
+    assert expert._light_speed(standing, speed=0.0) == 0.0
+    fast = SimpleNamespace(traffic_light=TrafficLightInfo(TrafficLightState.YELLOW, P.extent[0] + 5.0, actor_id=2), ego=ego)
+    assert expert._light_speed(fast, speed=8.0) == math.inf  # a stop within 5 m from 8 m/s needs 6.4 m/s^2
