@@ -64,7 +64,7 @@ def test_holds_while_the_head_reads_red_and_goes_when_it_is_no_longer_read():
     stop = layer(lost_s=2.0)
     ahead, speed = approach(stop, 30.0, 8.0, RED, steps=100)
     _, speed = approach(stop, ahead, speed, RED, steps=round(40.0 / DT))
-    assert speed < 0.1  # a 40 s red: still standing (hold_s is 90 s)
+    assert speed < 0.1  # a 40 s red: still standing (hold_s is 45 s)
     for _ in range(round(1.5 / DT)):
         assert stop.update(*heads(), speed=0.0, target=8.0) == 0.0  # the head unread for less than lost_s
     for _ in range(round(1.0 / DT)):

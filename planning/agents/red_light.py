@@ -59,7 +59,7 @@ class RedLightConfig:
     stop_offset: float = 7.0  # (float) metres short of the head's distance ahead to stand (the near head stays in view there)
     decel: float = 2.5  # (float) m/s^2 of the speed profile to the stop point
     max_decel: float = 3.5  # (float) m/s^2: a stop that needs harder braking is not planned (the car is too close to stop)
-    hold_s: float = 90.0  # (float) seconds standing at the stop point at most (the embedded simulator's longest red is 42 s)
+    hold_s: float = 45.0  # (float) seconds standing at the stop point at most (the embedded simulator's longest red is 42 s)
     lost_s: float = 10.0  # (float) seconds standing at the stop point without a red or yellow reading before the car goes
     near_green: float = 15.0  # (float) metres: the nearest head reading green this close (or at all, while a stop is planned) is the car's own, and the car goes
     confirm_steps: int = 3  # (int) frames in a row a head must read green to let the car go (or stop, for a head it is passing)
