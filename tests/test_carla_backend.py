@@ -38,7 +38,7 @@ from drivestack.sim.carla.sensors import (
     encode_depth,
 )
 from drivestack.sim.conventions import ActorKind, RoadOption, Tag, TrafficLightState
-from drivestack.sim.interface import RouteSpec, SimulatorError, VehicleControl
+from drivestack.sim.interface import RGB_ONLY, RouteSpec, SimulatorError, VehicleControl
 from drivestack.sim.settings import CameraConfig, CarlaConfig, SimConfig, TrafficConfig
 
 ROAD_END = 400.0
@@ -726,6 +726,14 @@ def test_episode_observations():
         assert control.throttle == pytest.approx(0.7) and control.steer == pytest.approx(-0.2)
         obs = sim.step(VehicleControl())  # stale images of skipped frames are dropped
         assert obs.cameras["front"].rgb[0, 0, 0] == obs.frame % 256
+        obs = sim.step(VehicleControl(), render=RGB_ONLY)  # what `drive` renders for the learned agent
+        cam = obs.cameras["front"]
+        assert cam.rgb[0, 0, 0] == obs.frame % 256 and cam.semantic is None and cam.depth is None and cam.instance is None
+        assert cam.boxes == [] and np.allclose(cam.camera_to_world, Pose(11.3, 0.0, 2.1).matrix(), atol=1e-5)
+        obs = sim.step(VehicleControl())  # and a full render after it has this frame's images and truth again
+        assert obs.cameras["front"].rgb[0, 0, 0] == obs.frame % 256 and (obs.cameras["front"].semantic == Tag.ROADS).all()
+        with pytest.raises(ValueError, match="render must be"):
+            sim.step(VehicleControl(), render="depth")
 
         server.world.collisions = [parked]
         obs = sim.step(VehicleControl())

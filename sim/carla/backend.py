@@ -59,6 +59,7 @@ from drivestack.sim.carla.sensors import (
 )
 from drivestack.sim.conventions import VEHICLE_TAGS, ActorKind, Tag, TrafficLightState
 from drivestack.sim.interface import (
+    RGB_ONLY,
     ActorState,
     CameraFrame,
     EgoState,
@@ -332,9 +333,11 @@ class CarlaSimulator(Simulator):
                 break
         return best
 
-    def step(self, control: VehicleControl, render: bool = True) -> Observation:
+    def step(self, control: VehicleControl, render: bool | str = True) -> Observation:
         if self._ego is None:
             raise SimulatorError("call reset() before step()")
+        if render not in (True, False, RGB_ONLY):
+            raise ValueError(f"render must be True, False or {RGB_ONLY!r}, got {render!r}")
         self._ego.apply_control(
             carla.VehicleControl(
                 throttle=control.throttle,
@@ -354,7 +357,7 @@ class CarlaSimulator(Simulator):
 
     # -- observations --------------------------------------------------------------------------------
 
-    def _observe(self, frame: int, render: bool) -> Observation:
+    def _observe(self, frame: int, render: bool | str) -> Observation:
         transform = self._ego.get_transform()
         pose = pose_of(transform)
         forward = transform.get_forward_vector()
@@ -362,7 +365,7 @@ class CarlaSimulator(Simulator):
         extent = self._ego.bounding_box.extent
         ego = EgoState(pose, speed, self._ego.get_acceleration().dot(forward), (extent.x, extent.y, extent.z))
         if render:
-            cameras = self._cameras(frame, transform.location)
+            cameras = self._cameras(frame, transform.location) if render is True else self._rgb_cameras(frame)
         else:
             self._sync.discard(frame)
             cameras = {}
@@ -410,6 +413,18 @@ class CarlaSimulator(Simulator):
                 camera_to_world=c2w,
                 boxes=visible_boxes(objects, c2w, K, depth, self.config.min_box_pixels),
             )
+        return frames
+
+    def _rgb_cameras(self, frame: int) -> dict[str, CameraFrame]:
+        """``render=RGB_ONLY``: each camera's RGB image alone; the truth images of the frame are dropped undecoded and
+        no boxes are projected (the server still renders them: the sensors are spawned for the episode)."""
+        frames = {}
+        for cam in self.config.cameras:
+            image = self._sync.get(f"{cam.name}/rgb", frame)
+            frames[cam.name] = CameraFrame(name=cam.name, rgb=decode_rgb(bgra(image)), semantic=None, depth=None, instance=None,
+                                           K=intrinsics(cam.width, cam.height, cam.fov), camera_to_world=pose_of(image.transform).matrix(),
+                                           boxes=[])  # fmt: skip
+        self._sync.discard(frame)
         return frames
 
     def _box_objects(self, ego_location: carla.Location) -> list[BoxObject]:
