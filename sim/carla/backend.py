@@ -365,7 +365,7 @@ class CarlaSimulator(Simulator):
         extent = self._ego.bounding_box.extent
         ego = EgoState(pose, speed, self._ego.get_acceleration().dot(forward), (extent.x, extent.y, extent.z))
         if render:
-            cameras = self._cameras(frame, transform.location) if render is True else self._rgb_cameras(frame)
+            cameras = self._cameras(frame, transform.location, truth=render is True)
         else:
             self._sync.discard(frame)
             cameras = {}
@@ -390,15 +390,25 @@ class CarlaSimulator(Simulator):
             speed_limit=speed_limit,
         )
 
-    def _cameras(self, frame: int, ego_location: carla.Location) -> dict[str, CameraFrame]:
-        data = self._sync.get_all(frame)
-        objects = self._box_objects(ego_location)
+    def _cameras(self, frame: int, ego_location: carla.Location, truth: bool) -> dict[str, CameraFrame]:
+        """Each camera's images for ``frame``. Without ``truth`` (``render=RGB_ONLY``) the RGB image alone: the truth
+        images are dropped undecoded and no boxes are projected (the server still renders them)."""
+        if not truth:
+            data = self._sync.get_all(frame, [f"{cam.name}/rgb" for cam in self.config.cameras])
+            self._sync.discard(frame)
+        else:
+            data = self._sync.get_all(frame)
+            objects = self._box_objects(ego_location)
         frames = {}
         for cam in self.config.cameras:
             image = data[f"{cam.name}/rgb"]
-            depth = decode_depth(bgra(data[f"{cam.name}/depth"]))
             c2w = pose_of(image.transform).matrix()
             K = intrinsics(cam.width, cam.height, cam.fov)
+            if not truth:
+                frames[cam.name] = CameraFrame(name=cam.name, rgb=decode_rgb(bgra(image)), semantic=None, depth=None, instance=None,
+                                               K=K, camera_to_world=c2w, boxes=[])  # fmt: skip
+                continue
+            depth = decode_depth(bgra(data[f"{cam.name}/depth"]))
             if self._instance:
                 instance = decode_instance(bgra(data[f"{cam.name}/instance"]))
             else:
@@ -413,18 +423,6 @@ class CarlaSimulator(Simulator):
                 camera_to_world=c2w,
                 boxes=visible_boxes(objects, c2w, K, depth, self.config.min_box_pixels),
             )
-        return frames
-
-    def _rgb_cameras(self, frame: int) -> dict[str, CameraFrame]:
-        """``render=RGB_ONLY``: each camera's RGB image alone; the truth images of the frame are dropped undecoded and
-        no boxes are projected (the server still renders them: the sensors are spawned for the episode)."""
-        frames = {}
-        for cam in self.config.cameras:
-            image = self._sync.get(f"{cam.name}/rgb", frame)
-            frames[cam.name] = CameraFrame(name=cam.name, rgb=decode_rgb(bgra(image)), semantic=None, depth=None, instance=None,
-                                           K=intrinsics(cam.width, cam.height, cam.fov), camera_to_world=pose_of(image.transform).matrix(),
-                                           boxes=[])  # fmt: skip
-        self._sync.discard(frame)
         return frames
 
     def _box_objects(self, ego_location: carla.Location) -> list[BoxObject]:

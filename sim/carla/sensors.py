@@ -127,10 +127,10 @@ class SensorSync:
             if got > frame:
                 early[got] = data
 
-    def get_all(self, frame: int) -> dict[str, Any]:
-        """Every registered sensor's data for ``frame``, within one shared timeout."""
+    def get_all(self, frame: int, names: list[str] | None = None) -> dict[str, Any]:
+        """Every registered sensor's data (or only ``names``') for ``frame``, within one shared timeout."""
         deadline = time.monotonic() + self.timeout_s
-        return {name: self.get(name, frame, deadline) for name in self._queues}
+        return {name: self.get(name, frame, deadline) for name in (self._queues if names is None else names)}
 
     def discard(self, frame: int) -> None:
         """Drop whatever has arrived up to ``frame`` (steps that are not rendered)."""
