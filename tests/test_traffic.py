@@ -133,7 +133,6 @@ def slow_walker_at_a_wide_crosswalk() -> tuple[float, float, float]:
         nodes = [n for n in nodes if town.junctions[tr._node_junction(n)].lit]
         length = {n: float(np.hypot(*(tr._node_point(n) - tr._node_point((tr._other_side(n[0]), n[1]))))) for n in nodes}
         node = max(nodes, key=length.get)
-        jid = tr._node_junction(node)
         walker.node, walker.speed, walker.at_junction_next = node, 1.0, True
         tr.rng = np.random.default_rng(0)
         while True:  # the junction chooses to cross or round the corner at random: retry until it crosses
@@ -141,8 +140,7 @@ def slow_walker_at_a_wide_crosswalk() -> tuple[float, float, float]:
             if walker.crossing:
                 break
             walker.node, walker.at_junction_next = node, True
-        cycle = (config.traffic.green_s + config.traffic.yellow_s + config.traffic.all_red_s) * len(town.junctions[jid].roads)
-        cycle += config.traffic.pedestrian_phase_s
+        cycle = town.light_cycle(tr._node_junction(node))
         for k in range(int(cycle / config.dt) + 1):
             tr.step_walkers(config.dt, k * config.dt, np.zeros((0, 5)))
         return length[node], cycle, walker.s

@@ -301,7 +301,7 @@ class Town:
             return TrafficLightState.GREEN
         tr = self.traffic
         slot = tr.green_s + tr.yellow_s + tr.all_red_s
-        tc = (t + jn.phase_offset) % (slot * len(jn.roads) + tr.pedestrian_phase_s)
+        tc = (t + jn.phase_offset) % self.light_cycle(junction)
         start = arm * slot
         if start <= tc < start + tr.green_s:
             return TrafficLightState.GREEN
@@ -316,8 +316,15 @@ class Town:
             return 0.0
         tr = self.traffic
         vehicle_part = (tr.green_s + tr.yellow_s + tr.all_red_s) * len(jn.roads)
-        tc = (t + jn.phase_offset) % (vehicle_part + tr.pedestrian_phase_s)
-        return max(vehicle_part + tr.pedestrian_phase_s - tc, 0.0) if tc >= vehicle_part else 0.0
+        cycle = self.light_cycle(junction)
+        tc = (t + jn.phase_offset) % cycle
+        return max(cycle - tc, 0.0) if tc >= vehicle_part else 0.0
+
+    def light_cycle(self, junction: int) -> float:
+        """Seconds of one signal cycle of a junction: each arm's green, yellow and all-red in turn, then the
+        pedestrian phase."""
+        tr = self.traffic
+        return (tr.green_s + tr.yellow_s + tr.all_red_s) * len(self.junctions[junction].roads) + tr.pedestrian_phase_s
 
     def lane_light(self, lane: Lane) -> LightHead | None:
         """The light at the end of a road lane, if its junction is lit."""
